@@ -1,0 +1,22 @@
+# ckpt-eval: which checkpoint of a fine-tuned text-to-image model to ship.
+# Stages: organize -> prompts -> features -> metrics -> report (one rule file each).
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/organize.smk"
+include: "workflow/rules/prompts.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        f"{OUT}/consolidated_results.json",
+        f"{OUT}/metrics.csv",
+        f"{OUT}/report.md",
+        f"{OUT}/report.html",
+    default_target: True

@@ -1,0 +1,39 @@
+"""Glue between a Snakemake script job and the library: logging and errors people can read."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ckpt_eval.errors import CkptEvalError
+
+
+def run_job(snakemake: Any, body: Callable[[Any], None]) -> None:
+    """Run `body(snakemake)` with stderr (progress bars included) going to the rule's log.
+
+    A CkptEvalError is the user's to fix: its message goes to the log and the terminal, once,
+    without a traceback (set CKPT_EVAL_DEBUG=1 to see it). Anything else is a bug: traceback.
+    """
+    log_path = snakemake.log[0] if snakemake.log else None
+    terminal = sys.stderr
+    handle = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115
+    if handle:
+        sys.stderr = handle
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s", force=True)
+    try:
+        body(snakemake)
+    except CkptEvalError as exc:
+        message = f"ckpt-eval error in rule {snakemake.rule}:\n{exc}\n"
+        if handle:
+            handle.write(message)
+        terminal.write(message)
+        if os.environ.get("CKPT_EVAL_DEBUG"):
+            raise
+        sys.exit(1)
+    finally:
+        if handle:
+            sys.stderr = terminal
+            handle.close()

@@ -1,0 +1,72 @@
+"""Validate a run's config against the schema, fill defaults, and hash it for provenance."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ckpt_eval.errors import CkptEvalError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a validator so that it fills schema defaults, nested objects included."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_name(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return ".".join(filter(None, [path, extra[0] if extra else ""]))
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else ""
+        return ".".join(filter(None, [path, missing]))
+    return path or "(top level)"
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Fill defaults in place and return the config; raise naming every bad key at once.
+
+    Defaults are filled twice because a default object (e.g. `kid: {}`) only gets its own
+    defaults on the pass after it was inserted.
+    """
+    schema = load_schema(schema_path)
+    validator = _with_defaults(jsonschema.Draft7Validator)(schema)
+    for _ in range(2):
+        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+        if errors:
+            lines = [f"  {_key_name(e)}: {e.message}" for e in errors]
+            raise CkptEvalError(
+                "The config is not valid:\n" + "\n".join(lines),
+                fix="correct the key(s) above; every key is described in "
+                "workflow/schemas/config.schema.yaml and the README.",
+            )
+    return config
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A stable hash of the validated config, so a result can be matched to what made it."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,83 @@
+"""Feature extraction jobs: read a manifest, write a cached feature file that records its sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ckpt_eval import clip_embed, inception
+from ckpt_eval.device import resolve_device
+from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.featurefile import save_features
+from ckpt_eval.manifest import read_json, write_json
+
+
+def inception_features(manifest_path: str | Path, out: str | Path, weights: str | None,
+                       device_name: str, batch_size: int, num_workers: int) -> None:
+    manifest = read_json(manifest_path)
+    device = resolve_device(device_name)
+    path = inception.weights_path(weights)
+    layers, digest = inception.load_inception(path, device)
+    paths = [image["path"] for image in manifest["images"]]
+    features = inception.extract(paths, layers, device, batch_size, num_workers,
+                                 desc=f"inception {manifest['name']}")
+    meta = {
+        "set": manifest["name"],
+        "extractor": inception.EXTRACTOR_ID,
+        "weights_file": path.name,
+        "weights_sha256": digest,
+        "preprocessing": inception.PREPROCESSING,
+        "device": str(device),
+        "image_sha256": [image["sha256"] for image in manifest["images"]],
+    }
+    save_features(out, {"inception": features}, meta)
+
+
+def clip_model_status(model: str, required: bool, device_name: str, out: str | Path) -> None:
+    """Load the model once; if it cannot be and CLIP is optional, record why for the report."""
+    device = resolve_device(device_name)
+    try:
+        _, _, info = clip_embed.load_clip(model, device)
+        status: dict[str, Any] = {"available": True, "reason": None, **info}
+    except CkptEvalError as exc:
+        if required:
+            raise
+        status = {
+            "available": False,
+            "model": model,
+            "reason": f"CLIP model '{model}' could not be loaded, and clip.required is false. "
+            f"({exc.what})",
+        }
+    write_json(status, out)
+
+
+def clip_features(manifest_path: str | Path, pairs_path: str | Path, status_path: str | Path,
+                  out: str | Path, device_name: str, batch_size: int) -> None:
+    manifest = read_json(manifest_path)
+    pairs = read_json(pairs_path)
+    status = read_json(status_path)
+    meta: dict[str, Any] = {
+        "set": manifest["name"],
+        "image_sha256": [image["sha256"] for image in manifest["images"]],
+        **{k: status.get(k) for k in ("available", "reason", "model", "revision")},
+    }
+    if not status["available"]:
+        save_features(out, {}, meta)
+        return
+    device = resolve_device(device_name)
+    net, processor, _ = clip_embed.load_clip(status["model"], device)
+    prompts = [p["prompt"] for p in pairs["pairs"]]
+    paths = [image["path"] for image in manifest["images"]]
+    counts = clip_embed.token_counts(processor, prompts)
+    truncated = sorted(
+        {(p, c) for p, c in zip(prompts, counts, strict=True) if c > clip_embed.MAX_TOKENS}
+    )
+    meta["truncated"] = [{"prompt": p, "tokens": c} for p, c in truncated]
+    meta["device"] = str(device)
+    meta["extractor"] = f"clip:{status['model']}"
+    images = clip_embed.embed_images(paths, net, processor, device, batch_size)
+    texts = clip_embed.embed_texts(prompts, net, processor, device, batch_size)
+    save_features(out, {"image": images.astype(np.float32), "text": texts.astype(np.float32)},
+                  meta)

@@ -1,0 +1,47 @@
+"""Fréchet Inception Distance from feature statistics, in float64, without scipy's sqrtm.
+
+tr(sqrt(S1 S2)) equals the sum of the square roots of the eigenvalues of sqrt(S1) S2 sqrt(S1),
+a symmetric positive semi-definite matrix, so two symmetric eigendecompositions give it exactly
+and stay stable when N < 2048 makes the covariances rank-deficient (sqrtm can return complex
+values or fail there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased covariance (N - 1), in float64, as clean-fid and torch-fidelity use."""
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"need at least 2 feature vectors, got shape {x.shape}")
+    return x.mean(axis=0), np.cov(x, rowvar=False)
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2.0)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    root = _psd_sqrt(np.asarray(sigma1, np.float64))
+    middle = root @ np.asarray(sigma2, np.float64) @ root
+    values = np.linalg.eigvalsh((middle + middle.T) / 2.0)
+    return float(np.sqrt(np.clip(values, 0.0, None)).sum())
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
+                     sigma2: np.ndarray) -> float:
+    diff = np.asarray(mu1, np.float64) - np.asarray(mu2, np.float64)
+    value = (
+        diff @ diff
+        + np.trace(sigma1)
+        + np.trace(sigma2)
+        - 2.0 * trace_sqrt_product(sigma1, sigma2)
+    )
+    return float(max(value, 0.0))
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    return frechet_distance(*statistics(real), *statistics(fake))

@@ -1,0 +1,77 @@
+"""Open an image as 8-bit RGB the way clean-fid does, and say what was converted on the way."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ckpt_eval.errors import CkptEvalError
+
+# Refuse decompression bombs rather than exhaust memory: 16k x 16k is far above any sample.
+Image.MAX_IMAGE_PIXELS = 16384 * 16384
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def conversion_note(mode: str) -> str | None:
+    """How a non-RGB mode becomes RGB; None when nothing changes. Shown in the report."""
+    if mode == "RGB":
+        return None
+    if mode in ("RGBA", "LA", "PA") or mode == "P":
+        return f"{mode} converted to RGB (alpha discarded, as clean-fid does)"
+    if mode.startswith("I;16") or mode == "I":
+        return f"{mode} (16-bit) scaled to 8 bits and converted to RGB"
+    return f"{mode} converted to RGB"
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """HxWx3 uint8. 16-bit images are scaled (PIL's own conversion would clip them to white)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode.startswith("I;16") or img.mode == "I":
+                arr = np.asarray(img, dtype=np.float64)
+                peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+                gray = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
+                return np.repeat(gray[:, :, None], 3, axis=2)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise CkptEvalError(
+            f"Cannot read image: {exc}",
+            path=path,
+            fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
+        ) from exc
+
+
+def probe(path: str | Path) -> dict[str, object]:
+    """Size and mode of a readable image; raises CkptEvalError for an unreadable one.
+
+    Decodes the whole image (not only the header) so that a truncated file is caught here,
+    at organize time, not halfway through feature extraction.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise CkptEvalError(
+            "Image file is empty (0 bytes).", path=path,
+            fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
+        )
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            mode = img.mode
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise CkptEvalError(
+            f"Cannot read image: {exc}", path=path,
+            fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
+        ) from exc
+    load_rgb(path)
+    return {"width": width, "height": height, "mode": mode, "note": conversion_note(mode)}

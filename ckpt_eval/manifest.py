@@ -1,0 +1,69 @@
+"""The manifest of an image set: what each image is (hash, size, mode), and what was left out.
+
+Features and metrics are computed from the manifest, never from a fresh directory listing, so
+the images a number came from are always on record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.images import probe, sha256_file
+
+
+def build_manifest(
+    name: str,
+    images: Iterable[str | Path],
+    root: str | Path,
+    on_bad_image: str = "error",
+) -> dict[str, Any]:
+    """Hash and probe every image; a bad one stops the run or is listed as skipped."""
+    root = Path(root)
+    entries: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for path in tqdm(sorted(Path(p) for p in images), desc=f"organize {name}", unit="img"):
+        try:
+            info = probe(path)
+        except CkptEvalError as exc:
+            if on_bad_image != "skip":
+                raise
+            skipped.append({"path": str(path), "reason": exc.what})
+            continue
+        entries.append(
+            {
+                "path": str(path),
+                "file": path.resolve().relative_to(root.resolve()).as_posix(),
+                "sha256": sha256_file(path),
+                **info,
+            }
+        )
+    if not entries:
+        raise CkptEvalError(
+            f"'{name}' has no readable image left ({len(skipped)} skipped).",
+            path=root,
+            fix="add readable images; the skipped files are: "
+            + ", ".join(s["path"] for s in skipped[:5]),
+        )
+    return {"name": name, "root": str(root), "images": entries, "skipped": skipped}
+
+
+def write_json(data: Any, path: str | Path) -> None:
+    """Write JSON atomically (temp name, then rename) so a killed job never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False, ensure_ascii=False)
+        handle.write("\n")
+    tmp.replace(path)
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,0 +1,47 @@
+"""Metric-versus-step charts as PNG bytes, to be embedded in the self-contained report."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _x(rows: list[dict[str, Any]]) -> tuple[list[float], str]:
+    if all(r.get("step") is not None for r in rows):
+        return [r["step"] for r in rows], "training step"
+    if all(r.get("epoch") is not None for r in rows):
+        return [r["epoch"] for r in rows], "epoch"
+    return list(range(1, len(rows) + 1)), "checkpoint (in order)"
+
+
+def metric_chart(rows: list[dict[str, Any]], key: str, label: str, better: str,
+                 err_key: str | None = None, highlight: str | None = None) -> bytes | None:
+    """One metric against step; the recommended checkpoint is ringed. None if nothing to plot."""
+    points = [r for r in rows if r.get(key) is not None]
+    if not points:
+        return None
+    xs, xlabel = _x(points)
+    ys = [r[key] for r in points]
+    errs = [r.get(err_key) or 0.0 for r in points] if err_key else None
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=100)
+    ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color="#2563eb")
+    for x, y, r in zip(xs, ys, points, strict=True):
+        if r["name"] == highlight:
+            ax.plot([x], [y], marker="o", markersize=14, markerfacecolor="none",
+                    markeredgecolor="#dc2626", markeredgewidth=2, label="recommended")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{label} ({better} is better)")
+    ax.set_title(f"{label} per checkpoint")
+    ax.grid(alpha=0.3)
+    if highlight in {r["name"] for r in points}:
+        ax.legend(loc="best")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()

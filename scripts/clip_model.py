@@ -1,0 +1,11 @@
+"""Find out once whether the CLIP model loads, so checkpoint jobs do not each retry the network."""
+
+from ckpt_eval.cli import run_job
+from ckpt_eval.features import clip_model_status
+
+
+def main(smk) -> None:
+    clip_model_status(smk.params.model, smk.params.required, smk.params.device, smk.output[0])
+
+
+run_job(snakemake, main)  # noqa: F821

@@ -1,0 +1,12 @@
+"""Rank all checkpoints and recommend one: consolidated_results.json and metrics.csv."""
+
+from ckpt_eval.cli import run_job
+from ckpt_eval.consolidate import consolidate_files
+
+
+def main(smk) -> None:
+    consolidate_files(smk.input.metrics, smk.input.inception_real, smk.input.clip_status,
+                      smk.config, smk.output.json, smk.output.csv)
+
+
+run_job(snakemake, main)  # noqa: F821

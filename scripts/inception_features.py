@@ -1,0 +1,12 @@
+"""Inception features of one image set (the real set or one checkpoint)."""
+
+from ckpt_eval.cli import run_job
+from ckpt_eval.features import inception_features
+
+
+def main(smk) -> None:
+    inception_features(smk.input.manifest, smk.output[0], smk.params.weights, smk.params.device,
+                       smk.params.batch_size, smk.params.num_workers)
+
+
+run_job(snakemake, main)  # noqa: F821

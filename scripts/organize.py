@@ -1,0 +1,12 @@
+"""Write the manifest of one image set (the real set or one checkpoint)."""
+
+from ckpt_eval.cli import run_job
+from ckpt_eval.manifest import build_manifest, write_json
+
+
+def main(smk) -> None:
+    manifest = build_manifest(smk.params.name, smk.input, smk.params.root, smk.params.on_bad_image)
+    write_json(manifest, smk.output[0])
+
+
+run_job(snakemake, main)  # noqa: F821

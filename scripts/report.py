@@ -1,0 +1,12 @@
+"""Render report.md and the self-contained report.html."""
+
+from ckpt_eval.cli import run_job
+from ckpt_eval.report import render_files
+
+
+def main(smk) -> None:
+    render_files(smk.input.json, smk.input.manifests, smk.config, smk.output.md,
+                 smk.output.html, smk.output.plots)
+
+
+run_job(snakemake, main)  # noqa: F821

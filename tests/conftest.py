@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny on-disk project (real set, checkpoints, prompts) for workflow runs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def write_images(folder: Path, n: int, seed: int, size: tuple[int, int] = (48, 40),
+                 blur: bool = False) -> list[Path]:
+    """Smooth random colour fields: cheap, varied, and each set reproducible from its seed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        small = rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+        image = Image.fromarray(small).resize(size, Image.BICUBIC)
+        if blur:
+            image = image.resize((8, 8)).resize(size)
+        path = folder / f"img_{i:03d}.png"
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+def make_project(root: Path, checkpoints: dict[str, int], n_real: int = 10,
+                 **config_overrides) -> Path:
+    """Write real images, samples, prompts.csv and config.yaml under `root`; returns the config."""
+    write_images(root / "real", n_real, seed=1)
+    rows = []
+    for index, (name, n) in enumerate(checkpoints.items()):
+        for path in write_images(root / "samples" / name, n, seed=100 + index):
+            rows.append({"file": f"{name}/{path.name}", "prompt": f"a picture number {path.stem}"})
+    with open(root / "prompts.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "prompt"])
+        writer.writeheader()
+        writer.writerows(rows)
+    config = {
+        "run": "t",
+        "real_images": str(root / "real"),
+        "samples": {"root": str(root / "samples")},
+        "prompts": str(root / "prompts.csv"),
+        "device": "cpu",
+        "num_workers": 0,
+        "kid": {"subsets": 10},
+        "clip": {"model": str(root / "no-such-clip"), "required": False},
+        "report": {"thumbnails": 2},
+    }
+    config.update(config_overrides)
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def snakemake(workdir: Path, config: Path, *args: str, check: bool = True,
+              ) -> subprocess.CompletedProcess[str]:
+    """Run the real workflow (this checkout's Snakefile) in `workdir`."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+               str(config), "--cores", "2", *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path, {"step-100": 5, "step-200": 5, "step-300": 5})
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from clip_fixture import make_tiny_clip
+
+    return make_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+__all__ = ["make_project", "snakemake", "write_images", "shutil"]

@@ -1,0 +1,67 @@
+rule inception_real:
+    input:
+        manifest=f"{OUT}/manifests/real.json",
+    output:
+        f"{OUT}/features/inception/real.npz",
+    params:
+        weights=INCEPTION_WEIGHTS,
+        device=config["device"],
+        batch_size=config["batch_size"],
+        num_workers=config["num_workers"],
+    log:
+        f"{LOGS}/features/inception_real.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/inception_features.py"
+
+
+rule inception_checkpoint:
+    input:
+        manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
+    output:
+        f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
+    params:
+        weights=INCEPTION_WEIGHTS,
+        device=config["device"],
+        batch_size=config["batch_size"],
+        num_workers=config["num_workers"],
+    log:
+        f"{LOGS}/features/inception_{{ckpt}}.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/inception_features.py"
+
+
+rule clip_model:
+    output:
+        f"{OUT}/features/clip/model.json",
+    params:
+        model=config["clip"]["model"],
+        required=config["clip"]["required"],
+        device=config["device"],
+    log:
+        f"{LOGS}/features/clip_model.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/clip_model.py"
+
+
+rule clip_checkpoint:
+    input:
+        manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
+        pairs=f"{OUT}/prompts/{{ckpt}}.json",
+        status=f"{OUT}/features/clip/model.json",
+    output:
+        f"{OUT}/features/clip/checkpoint_{{ckpt}}.npz",
+    params:
+        device=config["device"],
+        batch_size=config["batch_size"],
+    log:
+        f"{LOGS}/features/clip_{{ckpt}}.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/clip_features.py"
