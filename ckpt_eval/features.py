@@ -47,8 +47,7 @@ def clip_model_status(model: str, required: bool, device_name: str, out: str | P
         status = {
             "available": False,
             "model": model,
-            "reason": f"CLIP model '{model}' could not be loaded, and clip.required is false. "
-            f"({exc.what})",
+            "reason": f"clip.required is false and the model could not be loaded: {exc.what}",
         }
     write_json(status, out)
 

@@ -88,11 +88,11 @@ def recommend(rows: list[dict[str, Any]], margin: float, overfit_share: float,
     )
     if chosen is best:
         reasons.append(
-            f"{best['name']} has the best {metric_text}: {best['score']:.3f}."
+            f"{best['name']} ranks first by {metric_text}: score {best['score']:.3f}."
         )
     else:
         reasons.append(
-            f"{best['name']} has the best {metric_text} ({best['score']:.3f}), but the earlier "
+            f"{best['name']} ranks first by {metric_text} (score {best['score']:.3f}), but the earlier "
             f"{chosen['name']} is within the margin of {margin} ({chosen['score']:.3f}), so "
             "the earlier checkpoint is preferred: less training for a result that is as good."
         )
