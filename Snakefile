@@ -14,9 +14,9 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         f"{OUT}/consolidated_results.json",
         f"{OUT}/metrics.csv",
         f"{OUT}/report.md",
         f"{OUT}/report.html",
-    default_target: True

@@ -77,8 +77,9 @@ def embed_images(
 
 
 @torch.no_grad()
-def embed_texts(prompts: Sequence[str], net: Any, processor: Any, device: torch.device,
-                batch_size: int) -> np.ndarray:
+def embed_texts(
+    prompts: Sequence[str], net: Any, processor: Any, device: torch.device, batch_size: int
+) -> np.ndarray:
     """Prompts over 77 tokens are truncated, as CLIP's text encoder cannot see more."""
     out = []
     for start in tqdm(range(0, len(prompts), batch_size), desc="clip texts", unit="batch"):

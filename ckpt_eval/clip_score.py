@@ -1,6 +1,8 @@
 """CLIP score of each image against its own prompt: 100 * max(cos(image, prompt), 0).
 
-The torchmetrics convention, so numbers compare with torchmetrics' CLIPScore.
+Per image, as Hessel et al. (2021) define it. torchmetrics' CLIPScore computes the same 100 * cos
+per image but clamps the mean instead of each image; the two agree whenever no cosine is negative,
+which is the normal case for a real CLIP model and matching prompts.
 """
 
 from __future__ import annotations

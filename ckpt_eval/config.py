@@ -34,7 +34,7 @@ def _key_name(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return ".".join(filter(None, [path, extra[0] if extra else ""]))
+        return ", ".join(".".join(filter(None, [path, key])) for key in extra) or path
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else ""
         return ".".join(filter(None, [path, missing]))

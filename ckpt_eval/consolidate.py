@@ -9,22 +9,39 @@ from typing import Any
 from ckpt_eval.ranking import clip_band, fid_band, recommend, score_checkpoints
 from ckpt_eval.steps import parse_position
 
-CSV_COLUMNS = ["rank", "name", "step", "epoch", "n_images", "fid", "kid_mean", "kid_std",
-               "clip_score_mean", "clip_score_std", "score", "fid_band", "clip_band"]
+CSV_COLUMNS = [
+    "rank",
+    "name",
+    "step",
+    "epoch",
+    "n_images",
+    "fid",
+    "kid_mean",
+    "kid_std",
+    "clip_score_mean",
+    "clip_score_std",
+    "score",
+    "fid_band",
+    "clip_band",
+]
 
 
-def consolidate(metrics: list[dict[str, Any]], config: dict[str, Any],
-                provenance: dict[str, Any]) -> dict[str, Any]:
-    rows = sorted((dict(m) for m in metrics),
-                  key=lambda r: (parse_position(r["name"]).sort_key, r["name"]))
+def consolidate(
+    metrics: list[dict[str, Any]], config: dict[str, Any], provenance: dict[str, Any]
+) -> dict[str, Any]:
+    rows = sorted(
+        (dict(m) for m in metrics), key=lambda r: (parse_position(r["name"]).sort_key, r["name"])
+    )
     used = score_checkpoints(rows, config["ranking"]["weights"])
     for row in rows:
         row["fid_band"] = fid_band(row.get("fid"), config["report"]["fid_bands"])
         row["clip_band"] = clip_band(row.get("clip_score_mean"), config["report"]["clip_bands"])
-    recommendation = recommend(rows, config["ranking"]["margin"],
-                               config["ranking"]["overfit_share"], used)
-    clip_reasons = sorted({r["clip_reason"] for r in rows if not r["clip_available"]
-                           and r.get("clip_reason")})
+    recommendation = recommend(
+        rows, config["ranking"]["margin"], config["ranking"]["overfit_share"], used
+    )
+    clip_reasons = sorted(
+        {r["clip_reason"] for r in rows if not r["clip_available"] and r.get("clip_reason")}
+    )
     return {
         "run": config["run"],
         "checkpoints": rows,
@@ -47,8 +64,14 @@ def write_csv(result: dict[str, Any], path: str | Path) -> None:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
 
 
-def consolidate_files(metric_paths: list[str], inception_real: str, clip_status: str,
-                      config: dict[str, Any], out_json: str, out_csv: str) -> None:
+def consolidate_files(
+    metric_paths: list[str],
+    inception_real: str,
+    clip_status: str,
+    config: dict[str, Any],
+    out_json: str,
+    out_csv: str,
+) -> None:
     from ckpt_eval.config import config_hash
     from ckpt_eval.featurefile import load_features
     from ckpt_eval.manifest import read_json, write_json
@@ -58,15 +81,20 @@ def consolidate_files(metric_paths: list[str], inception_real: str, clip_status:
     status = read_json(clip_status)
     clip_text = (
         f"{status['model']} (revision {status.get('revision') or 'local/unknown'})"
-        if status["available"] else f"not computed: {status['reason']}"
+        if status["available"]
+        else f"not computed: {status['reason']}"
     )
-    prov = provenance(config, config_hash(config), {
-        "device": real_meta["device"],
-        "inception_extractor": real_meta["extractor"],
-        "inception_weights_sha256": real_meta["weights_sha256"],
-        "preprocessing": real_meta["preprocessing"],
-        "clip": clip_text,
-    })
+    prov = provenance(
+        config,
+        config_hash(config),
+        {
+            "device": real_meta["device"],
+            "inception_extractor": real_meta["extractor"],
+            "inception_weights_sha256": real_meta["weights_sha256"],
+            "preprocessing": real_meta["preprocessing"],
+            "clip": clip_text,
+        },
+    )
     result = consolidate([read_json(p) for p in metric_paths], config, prov)
     write_json(result, out_json)
     write_csv(result, out_csv)

@@ -1,4 +1,4 @@
-"""Find the checkpoints and their images on disk, at plan time, so each checkpoint is its own job."""
+"""Find the checkpoints and their images at plan time, so that each checkpoint is its own job."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ def list_images(folder: str | Path, extensions: Iterable[str]) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise CkptEvalError(
-            "Folder not found.", path=folder, fix="check the path in the config (relative paths "
-            "are relative to the directory snakemake runs in)."
+            "Folder not found.",
+            path=folder,
+            fix="check the path in the config (relative paths "
+            "are relative to the directory snakemake runs in).",
         )
     wanted = {"." + e.lower().lstrip(".") for e in extensions}
     files = [
@@ -33,8 +35,10 @@ def discover_checkpoints(root: str | Path, extensions: Iterable[str]) -> dict[st
     root = Path(root)
     if not root.is_dir():
         raise CkptEvalError(
-            "samples.root is not a folder.", path=root, fix="set samples.root to the folder "
-            "holding one subfolder of sample images per checkpoint."
+            "samples.root is not a folder.",
+            path=root,
+            fix="set samples.root to the folder "
+            "holding one subfolder of sample images per checkpoint.",
         )
     extensions = list(extensions)
     found: dict[str, list[Path]] = {}
@@ -49,7 +53,8 @@ def discover_checkpoints(root: str | Path, extensions: Iterable[str]) -> dict[st
         found[sub.name] = images
     if not found:
         raise CkptEvalError(
-            "No checkpoint folders found.", path=root,
+            "No checkpoint folders found.",
+            path=root,
             fix="samples.root must hold one subfolder of sample images per checkpoint.",
         )
     return dict(sorted(found.items(), key=lambda kv: (parse_position(kv[0]).sort_key, kv[0])))

@@ -1,4 +1,4 @@
-"""One error type for everything a user can fix, so the workflow can print it without a traceback."""
+"""One error type for what a user can fix, so the workflow can print it without a traceback."""
 
 from __future__ import annotations
 

@@ -50,8 +50,9 @@ def evaluate_checkpoint(
     if n >= 2:
         result["fid"] = fid_from_features(real_features, fake_features)
         k = kid(real_features, fake_features, kid_subsets, kid_subset_size, seed)
-        result.update(kid_mean=k.mean, kid_std=k.std, kid_subsets=k.subsets,
-                      kid_subset_size=k.subset_size)
+        result.update(
+            kid_mean=k.mean, kid_std=k.std, kid_subsets=k.subsets, kid_subset_size=k.subset_size
+        )
         if k.capped:
             warnings.append(
                 f"KID subsets hold {k.subset_size} images, fewer than kid.subset_size="
@@ -61,7 +62,9 @@ def evaluate_checkpoint(
             warnings.append(note)
     else:
         result.update(fid=None, kid_mean=None, kid_std=None, kid_subsets=0, kid_subset_size=0)
-        warnings.append("FID and KID need at least 2 images; this checkpoint has 1 and is unranked.")
+        warnings.append(
+            "FID and KID need at least 2 images; this checkpoint has 1 and is unranked."
+        )
 
     prompts = [p["prompt"] for p in pairs["pairs"]]
     per_image = [
@@ -79,8 +82,9 @@ def evaluate_checkpoint(
             row["clip_score"] = float(score)
         result["truncated_prompts"] = clip.get("truncated", [])
     else:
-        result.update(clip_score_mean=None, clip_score_std=None, clip_per_prompt=[],
-                      truncated_prompts=[])
+        result.update(
+            clip_score_mean=None, clip_score_std=None, clip_per_prompt=[], truncated_prompts=[]
+        )
     result["fallback_count"] = pairs["fallback_count"]
     if pairs["fallback_count"]:
         warnings.append(
@@ -100,8 +104,9 @@ def evaluate_checkpoint(
     return result
 
 
-def checkpoint_metrics(inputs: Any, kid_subsets: int, kid_subset_size: int,
-                       seed: int) -> dict[str, Any]:
+def checkpoint_metrics(
+    inputs: Any, kid_subsets: int, kid_subset_size: int, seed: int
+) -> dict[str, Any]:
     """Load and check the cached files of one checkpoint, then evaluate it.
 
     `inputs` has manifest, pairs, real, fake and clip paths (the Snakemake rule's input).
@@ -118,11 +123,24 @@ def checkpoint_metrics(inputs: Any, kid_subsets: int, kid_subset_size: int,
     if real_meta["weights_sha256"] != fake_meta["weights_sha256"]:
         raise CkptEvalError(
             "The real-set and checkpoint features come from different Inception weights.",
-            path=inputs.fake, fix="rerun with --forcerun inception_real to recompute both.",
+            path=inputs.fake,
+            fix="rerun with --forcerun inception_real to recompute both.",
         )
     clip_arrays, clip_meta = load_features(inputs.clip)
     check_matches(clip_meta, manifest, inputs.clip)
-    clip = {"available": clip_meta["available"], "reason": clip_meta.get("reason"),
-            "truncated": clip_meta.get("truncated", []), **clip_arrays}
-    return evaluate_checkpoint(manifest, read_json(inputs.pairs), real["inception"],
-                               fake["inception"], clip, kid_subsets, kid_subset_size, seed)
+    clip = {
+        "available": clip_meta["available"],
+        "reason": clip_meta.get("reason"),
+        "truncated": clip_meta.get("truncated", []),
+        **clip_arrays,
+    }
+    return evaluate_checkpoint(
+        manifest,
+        read_json(inputs.pairs),
+        real["inception"],
+        fake["inception"],
+        clip,
+        kid_subsets,
+        kid_subset_size,
+        seed,
+    )

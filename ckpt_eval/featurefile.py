@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,10 @@ def load_features(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, An
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files if k != "meta"}
             meta = json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise CkptEvalError(
-            f"Cannot read cached features: {exc}", path=path,
+            f"Cannot read cached features: {exc}",
+            path=path,
             fix="delete the file; the next run recomputes it.",
         ) from exc
     return arrays, meta
@@ -45,5 +47,6 @@ def check_matches(meta: dict[str, Any], manifest: dict[str, Any], path: str | Pa
     if meta.get("image_sha256") != expected:
         raise CkptEvalError(
             "Cached features were made from other images than the manifest lists.",
-            path=path, fix="delete the file (or run with --forcerun) to recompute it.",
+            path=path,
+            fix="delete the file (or run with --forcerun) to recompute it.",
         )

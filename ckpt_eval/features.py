@@ -1,4 +1,4 @@
-"""Feature extraction jobs: read a manifest, write a cached feature file that records its sources."""
+"""Feature extraction jobs: read a manifest, write a cached feature file recording its sources."""
 
 from __future__ import annotations
 
@@ -14,15 +14,22 @@ from ckpt_eval.featurefile import save_features
 from ckpt_eval.manifest import read_json, write_json
 
 
-def inception_features(manifest_path: str | Path, out: str | Path, weights: str | None,
-                       device_name: str, batch_size: int, num_workers: int) -> None:
+def inception_features(
+    manifest_path: str | Path,
+    out: str | Path,
+    weights: str | None,
+    device_name: str,
+    batch_size: int,
+    num_workers: int,
+) -> None:
     manifest = read_json(manifest_path)
     device = resolve_device(device_name)
     path = inception.weights_path(weights)
     layers, digest = inception.load_inception(path, device)
     paths = [image["path"] for image in manifest["images"]]
-    features = inception.extract(paths, layers, device, batch_size, num_workers,
-                                 desc=f"inception {manifest['name']}")
+    features = inception.extract(
+        paths, layers, device, batch_size, num_workers, desc=f"inception {manifest['name']}"
+    )
     meta = {
         "set": manifest["name"],
         "extractor": inception.EXTRACTOR_ID,
@@ -52,8 +59,14 @@ def clip_model_status(model: str, required: bool, device_name: str, out: str | P
     write_json(status, out)
 
 
-def clip_features(manifest_path: str | Path, pairs_path: str | Path, status_path: str | Path,
-                  out: str | Path, device_name: str, batch_size: int) -> None:
+def clip_features(
+    manifest_path: str | Path,
+    pairs_path: str | Path,
+    status_path: str | Path,
+    out: str | Path,
+    device_name: str,
+    batch_size: int,
+) -> None:
     manifest = read_json(manifest_path)
     pairs = read_json(pairs_path)
     status = read_json(status_path)
@@ -78,5 +91,4 @@ def clip_features(manifest_path: str | Path, pairs_path: str | Path, status_path
     meta["extractor"] = f"clip:{status['model']}"
     images = clip_embed.embed_images(paths, net, processor, device, batch_size)
     texts = clip_embed.embed_texts(prompts, net, processor, device, batch_size)
-    save_features(out, {"image": images.astype(np.float32), "text": texts.astype(np.float32)},
-                  meta)
+    save_features(out, {"image": images.astype(np.float32), "text": texts.astype(np.float32)}, meta)

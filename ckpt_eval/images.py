@@ -59,9 +59,16 @@ def probe(path: str | Path) -> dict[str, object]:
     at organize time, not halfway through feature extraction.
     """
     path = Path(path)
+    if not path.is_file():
+        raise CkptEvalError(
+            "Image file not found (was it moved while the run was planned?).",
+            path=path,
+            fix="rerun; the image list is made when the run starts.",
+        )
     if path.stat().st_size == 0:
         raise CkptEvalError(
-            "Image file is empty (0 bytes).", path=path,
+            "Image file is empty (0 bytes).",
+            path=path,
             fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
         )
     try:
@@ -70,7 +77,8 @@ def probe(path: str | Path) -> dict[str, object]:
             mode = img.mode
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise CkptEvalError(
-            f"Cannot read image: {exc}", path=path,
+            f"Cannot read image: {exc}",
+            path=path,
             fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
         ) from exc
     load_rgb(path)

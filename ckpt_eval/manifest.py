@@ -33,12 +33,12 @@ def build_manifest(
         except CkptEvalError as exc:
             if on_bad_image != "skip":
                 raise
-            skipped.append({"path": str(path), "reason": exc.what})
+            skipped.append({"path": str(path), "file": _relative(path, root), "reason": exc.what})
             continue
         entries.append(
             {
                 "path": str(path),
-                "file": path.resolve().relative_to(root.resolve()).as_posix(),
+                "file": _relative(path, root),
                 "sha256": sha256_file(path),
                 **info,
             }
@@ -51,6 +51,11 @@ def build_manifest(
             + ", ".join(s["path"] for s in skipped[:5]),
         )
     return {"name": name, "root": str(root), "images": entries, "skipped": skipped}
+
+
+def _relative(path: Path, root: Path) -> str:
+    """The path as the prompt file names it: relative to the root, with forward slashes."""
+    return path.resolve().relative_to(root.resolve()).as_posix()
 
 
 def write_json(data: Any, path: str | Path) -> None:

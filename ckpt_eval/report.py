@@ -69,8 +69,13 @@ def _environment(autoescape: bool) -> jinja2.Environment:
     return env
 
 
-def render(result: dict[str, Any], config: dict[str, Any], manifests: dict[str, dict[str, Any]],
-           pngs: dict[str, bytes], chart_files: dict[str, str]) -> tuple[str, str]:
+def render(
+    result: dict[str, Any],
+    config: dict[str, Any],
+    manifests: dict[str, dict[str, Any]],
+    pngs: dict[str, bytes],
+    chart_files: dict[str, str],
+) -> tuple[str, str]:
     """Markdown (charts as files beside it) and HTML (charts and thumbnails embedded)."""
     n_thumbs = config["report"]["thumbnails"]
     thumbs = {
@@ -85,8 +90,10 @@ def render(result: dict[str, Any], config: dict[str, Any], manifests: dict[str, 
         "config": config,
         "rows": result["checkpoints"],
         "rec": result["recommendation"],
-        "chart_uris": {k: "data:image/png;base64," + base64.b64encode(v).decode("ascii")
-                       for k, v in pngs.items()},
+        "chart_uris": {
+            k: "data:image/png;base64," + base64.b64encode(v).decode("ascii")
+            for k, v in pngs.items()
+        },
         "chart_files": {k: chart_files[k] for k in pngs if k in chart_files},
         "thumbs": thumbs,
     }
@@ -106,8 +113,14 @@ def write_charts(pngs: dict[str, bytes], folder: str | Path) -> dict[str, str]:
     return written
 
 
-def render_files(result_path: str, manifest_paths: list[str], config: dict[str, Any],
-                 out_md: str, out_html: str, plots_dir: str) -> None:
+def render_files(
+    result_path: str,
+    manifest_paths: list[str],
+    config: dict[str, Any],
+    out_md: str,
+    out_html: str,
+    plots_dir: str,
+) -> None:
     from ckpt_eval.manifest import read_json
 
     result = read_json(result_path)

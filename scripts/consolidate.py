@@ -5,8 +5,14 @@ from ckpt_eval.consolidate import consolidate_files
 
 
 def main(smk) -> None:
-    consolidate_files(smk.input.metrics, smk.input.inception_real, smk.input.clip_status,
-                      smk.config, smk.output.json, smk.output.csv)
+    consolidate_files(
+        smk.input.metrics,
+        smk.input.inception_real,
+        smk.input.clip_status,
+        smk.config,
+        smk.output.json,
+        smk.output.csv,
+    )
 
 
 run_job(snakemake, main)  # noqa: F821

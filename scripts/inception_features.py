@@ -5,8 +5,14 @@ from ckpt_eval.features import inception_features
 
 
 def main(smk) -> None:
-    inception_features(smk.input.manifest, smk.output[0], smk.params.weights, smk.params.device,
-                       smk.params.batch_size, smk.params.num_workers)
+    inception_features(
+        smk.input.manifest,
+        smk.output[0],
+        smk.params.weights,
+        smk.params.device,
+        smk.params.batch_size,
+        smk.params.num_workers,
+    )
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -6,8 +6,9 @@ from ckpt_eval.manifest import write_json
 
 
 def main(smk) -> None:
-    result = checkpoint_metrics(smk.input, smk.params.kid["subsets"],
-                                smk.params.kid["subset_size"], smk.params.seed)
+    result = checkpoint_metrics(
+        smk.input, smk.params.kid["subsets"], smk.params.kid["subset_size"], smk.params.seed
+    )
     write_json(result, smk.output[0])
 
 

@@ -2,13 +2,16 @@
 
 from ckpt_eval.cli import run_job
 from ckpt_eval.manifest import read_json, write_json
-from ckpt_eval.prompts import pair_prompts, read_prompt_file
+from ckpt_eval.prompts import pair_prompts
 
 
 def main(smk) -> None:
-    prompts = read_prompt_file(smk.input.prompts)
-    pairs = pair_prompts(read_json(smk.input.manifest), prompts, smk.input.prompts,
-                         smk.params.fallback)
+    pairs = pair_prompts(
+        read_json(smk.input.manifest),
+        smk.params.prompts,
+        smk.params.prompt_file,
+        smk.params.fallback,
+    )
     write_json(pairs, smk.output[0])
 
 

@@ -5,8 +5,14 @@ from ckpt_eval.report import render_files
 
 
 def main(smk) -> None:
-    render_files(smk.input.json, smk.input.manifests, smk.config, smk.output.md,
-                 smk.output.html, smk.output.plots)
+    render_files(
+        smk.input.json,
+        smk.input.manifests,
+        smk.config,
+        smk.output.md,
+        smk.output.html,
+        smk.output.plots,
+    )
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -18,8 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def write_images(folder: Path, n: int, seed: int, size: tuple[int, int] = (48, 40),
-                 blur: bool = False) -> list[Path]:
+def write_images(
+    folder: Path, n: int, seed: int, size: tuple[int, int] = (48, 40), blur: bool = False
+) -> list[Path]:
     """Smooth random colour fields: cheap, varied, and each set reproducible from its seed."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -35,9 +36,14 @@ def write_images(folder: Path, n: int, seed: int, size: tuple[int, int] = (48, 4
     return paths
 
 
-def make_project(root: Path, checkpoints: dict[str, int], n_real: int = 10,
-                 **config_overrides) -> Path:
-    """Write real images, samples, prompts.csv and config.yaml under `root`; returns the config."""
+def make_project(
+    root: Path, checkpoints: dict[str, int], n_real: int = 10, **config_overrides
+) -> Path:
+    """Write real images, samples, prompts.csv and config.yaml under `root`; returns the config.
+
+    Paths in the config are relative to `root` (the workflow's working directory), so a copy of
+    the folder is a complete, independent project.
+    """
     write_images(root / "real", n_real, seed=1)
     rows = []
     for index, (name, n) in enumerate(checkpoints.items()):
@@ -49,13 +55,13 @@ def make_project(root: Path, checkpoints: dict[str, int], n_real: int = 10,
         writer.writerows(rows)
     config = {
         "run": "t",
-        "real_images": str(root / "real"),
-        "samples": {"root": str(root / "samples")},
-        "prompts": str(root / "prompts.csv"),
+        "real_images": "real",
+        "samples": {"root": "samples"},
+        "prompts": "prompts.csv",
         "device": "cpu",
         "num_workers": 0,
         "kid": {"subsets": 10},
-        "clip": {"model": str(root / "no-such-clip"), "required": False},
+        "clip": {"model": "no-such-clip-model", "required": False},
         "report": {"thumbnails": 2},
     }
     config.update(config_overrides)
@@ -64,12 +70,26 @@ def make_project(root: Path, checkpoints: dict[str, int], n_real: int = 10,
     return path
 
 
-def snakemake(workdir: Path, config: Path, *args: str, check: bool = True,
-              ) -> subprocess.CompletedProcess[str]:
+def snakemake(
+    workdir: Path,
+    config: Path,
+    *args: str,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     """Run the real workflow (this checkout's Snakefile) in `workdir`."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-               str(config), "--cores", "2", *args]
+    command = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *args,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
     if check and done.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{done.stdout}\n{done.stderr}")

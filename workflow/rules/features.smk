@@ -3,15 +3,15 @@ rule inception_real:
         manifest=f"{OUT}/manifests/real.json",
     output:
         f"{OUT}/features/inception/real.npz",
+    log:
+        f"{LOGS}/features/inception_real.log",
+    conda:
+        ENV
     params:
         weights=INCEPTION_WEIGHTS,
         device=config["device"],
         batch_size=config["batch_size"],
         num_workers=config["num_workers"],
-    log:
-        f"{LOGS}/features/inception_real.log",
-    conda:
-        ENV
     script:
         "../../scripts/inception_features.py"
 
@@ -21,15 +21,15 @@ rule inception_checkpoint:
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
     output:
         f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
+    log:
+        f"{LOGS}/features/inception_{{ckpt}}.log",
+    conda:
+        ENV
     params:
         weights=INCEPTION_WEIGHTS,
         device=config["device"],
         batch_size=config["batch_size"],
         num_workers=config["num_workers"],
-    log:
-        f"{LOGS}/features/inception_{{ckpt}}.log",
-    conda:
-        ENV
     script:
         "../../scripts/inception_features.py"
 
@@ -37,14 +37,14 @@ rule inception_checkpoint:
 rule clip_model:
     output:
         f"{OUT}/features/clip/model.json",
-    params:
-        model=config["clip"]["model"],
-        required=config["clip"]["required"],
-        device=config["device"],
     log:
         f"{LOGS}/features/clip_model.log",
     conda:
         ENV
+    params:
+        model=config["clip"]["model"],
+        required=config["clip"]["required"],
+        device=config["device"],
     script:
         "../../scripts/clip_model.py"
 
@@ -56,12 +56,12 @@ rule clip_checkpoint:
         status=f"{OUT}/features/clip/model.json",
     output:
         f"{OUT}/features/clip/checkpoint_{{ckpt}}.npz",
-    params:
-        device=config["device"],
-        batch_size=config["batch_size"],
     log:
         f"{LOGS}/features/clip_{{ckpt}}.log",
     conda:
         ENV
+    params:
+        device=config["device"],
+        batch_size=config["batch_size"],
     script:
         "../../scripts/clip_features.py"

@@ -8,12 +8,12 @@ rule metrics_checkpoint:
         clip=f"{OUT}/features/clip/checkpoint_{{ckpt}}.npz",
     output:
         f"{OUT}/metrics_checkpoint_{{ckpt}}.json",
-    params:
-        kid=config["kid"],
-        seed=config["seed"],
     log:
         f"{LOGS}/metrics/{{ckpt}}.log",
     conda:
         ENV
+    params:
+        kid=config["kid"],
+        seed=config["seed"],
     script:
         "../../scripts/metrics.py"

@@ -3,14 +3,14 @@ rule organize_real:
         REAL_IMAGES,
     output:
         f"{OUT}/manifests/real.json",
-    params:
-        name="real",
-        root=config["real_images"],
-        on_bad_image=config["on_bad_image"],
     log:
         f"{LOGS}/organize/real.log",
     conda:
         ENV
+    params:
+        name="real",
+        root=lambda wildcards: config["real_images"],
+        on_bad_image=config["on_bad_image"],
     script:
         "../../scripts/organize.py"
 
@@ -20,13 +20,13 @@ rule organize_checkpoint:
         checkpoint_images,
     output:
         f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
-    params:
-        name="{ckpt}",
-        root=config["samples"]["root"],
-        on_bad_image=config["on_bad_image"],
     log:
         f"{LOGS}/organize/{{ckpt}}.log",
     conda:
         ENV
+    params:
+        name="{ckpt}",
+        root=lambda wildcards: config["samples"]["root"],
+        on_bad_image=config["on_bad_image"],
     script:
         "../../scripts/organize.py"

@@ -6,13 +6,13 @@ rule consolidate:
     output:
         json=f"{OUT}/consolidated_results.json",
         csv=f"{OUT}/metrics.csv",
-    params:
-        ranking=config["ranking"],
-        bands=[config["report"]["fid_bands"], config["report"]["clip_bands"]],
     log:
         f"{LOGS}/consolidate.log",
     conda:
         ENV
+    params:
+        ranking=config["ranking"],
+        bands=[config["report"]["fid_bands"], config["report"]["clip_bands"]],
     script:
         "../../scripts/consolidate.py"
 
@@ -25,11 +25,11 @@ rule report:
         md=f"{OUT}/report.md",
         html=f"{OUT}/report.html",
         plots=directory(f"{OUT}/plots"),
-    params:
-        report=config["report"],
     log:
         f"{LOGS}/report.log",
     conda:
         ENV
+    params:
+        report=config["report"],
     script:
         "../../scripts/report.py"

@@ -1,0 +1,242 @@
+"""consolidate() and write_csv() on hand-made per-checkpoint metrics, checked by hand."""
+
+from __future__ import annotations
+
+import copy
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ckpt_eval.config import validate_config
+from ckpt_eval.consolidate import consolidate, write_csv
+
+PROVENANCE = {"tool": "ckpt-eval", "marker": 12345}
+
+# Written out here rather than imported, so a changed column set is noticed.
+EXPECTED_COLUMNS = [
+    "rank",
+    "name",
+    "step",
+    "epoch",
+    "n_images",
+    "fid",
+    "kid_mean",
+    "kid_std",
+    "clip_score_mean",
+    "clip_score_std",
+    "score",
+    "fid_band",
+    "clip_band",
+]
+
+
+def _config(**overrides: Any) -> dict[str, Any]:
+    config = {
+        "run": "unit-run",
+        "real_images": "real",
+        "samples": {"root": "s"},
+        "prompts": "p.csv",
+    }
+    config.update(overrides)
+    return validate_config(config)
+
+
+def _metric(
+    name: str,
+    step: int | None,
+    fid: float | None,
+    clip: float | None,
+    *,
+    n_images: int = 40,
+    clip_reason: str | None = None,
+    epoch: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "step": step,
+        "epoch": epoch,
+        "n_images": n_images,
+        "n_real": 100,
+        "fid": fid,
+        "kid_mean": None if fid is None else fid / 1000.0,
+        "kid_std": None if fid is None else 0.001,
+        "clip_score_mean": clip,
+        "clip_score_std": None if clip is None else 1.5,
+        "clip_available": clip is not None or clip_reason is None,
+        "clip_reason": clip_reason,
+        "warnings": [],
+    }
+
+
+def _metrics_with_clip() -> list[dict[str, Any]]:
+    # Deliberately out of order; "final" has no step and only one image (no FID).
+    return [
+        _metric("step-1000", 1000, 45.0, 26.0),
+        _metric("final", None, None, 29.0, n_images=1),
+        _metric("step-500", 500, 8.0, 28.0),
+        _metric("step-200", 200, 15.0, 31.0),
+    ]
+
+
+def test_consolidate_with_clip() -> None:
+    metrics = _metrics_with_clip()
+    original = copy.deepcopy(metrics)
+    result = consolidate(metrics, _config(), PROVENANCE)
+
+    assert metrics == original  # inputs are not modified
+    assert result["run"] == "unit-run"
+    assert result["provenance"] == PROVENANCE
+
+    rows = result["checkpoints"]
+    # sorted by training step numerically (200 < 500 < 1000), unknown position last
+    assert [r["name"] for r in rows] == ["step-200", "step-500", "step-1000", "final"]
+
+    # FID min-max over 8..45: (45 - fid) / 37; CLIP min-max over 26..31: (clip - 26) / 5
+    # step-200: 0.6 * 30/37 + 0.4 * 1.0; step-500: 0.6 * 1 + 0.4 * 0.4; step-1000: 0
+    expected_scores = [0.6 * 30.0 / 37.0 + 0.4, 0.6 + 0.4 * 0.4, 0.0, None]
+    for row, expected in zip(rows, expected_scores, strict=True):
+        if expected is None:
+            assert row["score"] is None
+        else:
+            assert row["score"] == pytest.approx(expected)
+    assert [r["rank"] for r in rows] == [1, 2, 3, None]
+
+    assert [r["fid_band"] for r in rows] == ["Very good", "Excellent", "Good", None]
+    assert [r["clip_band"] for r in rows] == ["Excellent", "Very good", "Good", "Very good"]
+
+    assert result["ranking"]["weights_used"] == {
+        "fid": pytest.approx(0.6),
+        "clip": pytest.approx(0.4),
+        "clip_used": True,
+    }
+    assert result["ranking"]["margin"] == 0.02
+
+    rec = result["recommendation"]
+    assert rec["checkpoint"] == "step-200" and rec["step"] == 200
+    # FID is best at step-500 (8.0) and step-1000 is far worse afterwards
+    assert rec["overfitting"]["flagged"] is True
+    assert rec["overfitting"]["best_fid_checkpoint"] == "step-500"
+    assert [w["checkpoint"] for w in rec["overfitting"]["worse_after"]] == ["step-1000"]
+    assert rec["reasons"][-1].startswith("Possible overfitting")
+
+    assert result["clip"] == {
+        "model": "openai/clip-vit-large-patch14",
+        "computed": True,
+        "reasons_not_computed": [],
+    }
+
+
+def test_consolidate_without_clip() -> None:
+    reason_a = "CLIP model could not be loaded: no such folder"
+    reason_b = "transformers is not installed"
+    metrics = [
+        _metric("step-300", 300, 30.0, None, clip_reason=reason_a),
+        _metric("step-100", 100, 40.0, None, clip_reason=reason_b),
+        _metric("step-200", 200, 20.0, None, clip_reason=reason_a),
+    ]
+    config = _config(ranking={"weights": {"fid": 0.6, "clip": 0.4}, "margin": 0.1})
+    result = consolidate(metrics, config, PROVENANCE)
+    rows = result["checkpoints"]
+    assert [r["name"] for r in rows] == ["step-100", "step-200", "step-300"]
+    # FID alone over 20..40: (40 - fid) / 20
+    assert [r["score"] for r in rows] == [
+        pytest.approx(0.0),
+        pytest.approx(1.0),
+        pytest.approx(0.5),
+    ]
+    assert [r["rank"] for r in rows] == [3, 1, 2]
+    assert [r["fid_band"] for r in rows] == ["Good", "Good", "Good"]
+    assert [r["clip_band"] for r in rows] == [None, None, None]
+    assert result["ranking"]["weights_used"] == {"fid": 1.0, "clip": 0.0, "clip_used": False}
+    assert result["ranking"]["margin"] == 0.1
+    rec = result["recommendation"]
+    assert rec["checkpoint"] == "step-200"
+    assert "FID alone" in rec["reasons"][0]
+    # 30 after a best of 20 is +50%
+    assert rec["overfitting"]["flagged"] is True
+    assert result["clip"]["computed"] is False
+    assert result["clip"]["reasons_not_computed"] == sorted([reason_a, reason_b])
+
+
+def test_consolidate_clip_missing_for_some_checkpoints() -> None:
+    metrics = [
+        _metric("step-100", 100, 40.0, 30.0),
+        _metric("step-200", 200, 20.0, None, clip_reason="no embeddings for step-200"),
+    ]
+    result = consolidate(metrics, _config(), PROVENANCE)
+    assert result["clip"]["computed"] is False
+    assert result["clip"]["reasons_not_computed"] == ["no embeddings for step-200"]
+    # one ranked checkpoint lacks CLIP, so the score is FID alone
+    assert result["ranking"]["weights_used"]["clip_used"] is False
+    assert result["recommendation"]["checkpoint"] == "step-200"
+
+
+def test_consolidate_margin_prefers_earlier_checkpoint() -> None:
+    metrics = [
+        _metric("step-100", 100, 20.4, None, clip_reason="off"),
+        _metric("step-200", 200, 20.0, None, clip_reason="off"),
+        _metric("step-300", 300, 40.0, None, clip_reason="off"),
+    ]
+    # scores: step-100 0.98, step-200 1.0, step-300 0.0
+    wide = consolidate(metrics, _config(ranking={"margin": 0.05}), PROVENANCE)
+    assert wide["recommendation"]["checkpoint"] == "step-100"
+    narrow = consolidate(metrics, _config(ranking={"margin": 0.0}), PROVENANCE)
+    assert narrow["recommendation"]["checkpoint"] == "step-200"
+
+
+def test_consolidate_uses_configured_bands() -> None:
+    metrics = [_metric("step-1", 1, 15.0, 22.0), _metric("step-2", 2, 5.0, 24.0)]
+    config = _config(report={"fid_bands": [1, 2, 3, 4], "clip_bands": [21, 20, 19, 18]})
+    rows = consolidate(metrics, config, PROVENANCE)["checkpoints"]
+    assert [r["fid_band"] for r in rows] == ["Poor", "Poor"]
+    assert [r["clip_band"] for r in rows] == ["Excellent", "Excellent"]
+
+
+def test_write_csv(tmp_path: Path) -> None:
+    result = consolidate(_metrics_with_clip(), _config(), PROVENANCE)
+    path = tmp_path / "ranking.csv"
+    write_csv(result, path)
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == EXPECTED_COLUMNS
+        lines = list(reader)
+
+    assert [line["name"] for line in lines] == ["step-200", "step-500", "step-1000", "final"]
+    first = lines[0]
+    assert first["rank"] == "1"
+    assert first["step"] == "200"
+    assert first["epoch"] == ""  # None -> empty cell
+    assert first["n_images"] == "40"
+    assert float(first["fid"]) == 15.0
+    assert float(first["kid_mean"]) == pytest.approx(0.015)
+    assert float(first["clip_score_mean"]) == 31.0
+    assert float(first["score"]) == pytest.approx(0.6 * 30.0 / 37.0 + 0.4)
+    assert first["fid_band"] == "Very good" and first["clip_band"] == "Excellent"
+
+    final = lines[3]
+    for column in ("rank", "step", "epoch", "fid", "kid_mean", "kid_std", "score", "fid_band"):
+        assert final[column] == "", column
+    assert float(final["clip_score_mean"]) == 29.0
+    assert final["clip_band"] == "Very good"
+    assert final["n_images"] == "1"
+
+    # keys outside the column list (warnings, clip_available, ...) are not written
+    text = path.read_text(encoding="utf-8")
+    assert "clip_available" not in text and "warnings" not in text
+    assert len(text.splitlines()) == 5
+
+
+def test_write_csv_keeps_zero_values(tmp_path: Path) -> None:
+    """0 and 0.0 are values, not missing: only None becomes an empty cell."""
+    result = {"checkpoints": [{"name": "step-0", "step": 0, "score": 0.0, "rank": 1}]}
+    path = tmp_path / "zero.csv"
+    write_csv(result, path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        (line,) = list(csv.DictReader(handle))
+    assert line["step"] == "0"
+    assert line["score"] == "0.0"
+    assert line["rank"] == "1"
+    assert line["fid"] == ""

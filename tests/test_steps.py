@@ -1,0 +1,64 @@
+"""Training position (step or epoch) parsed from a checkpoint's folder name, and its ordering."""
+
+from __future__ import annotations
+
+import pytest
+
+from ckpt_eval.steps import Position, parse_position
+
+
+@pytest.mark.parametrize(
+    ("name", "step"),
+    [
+        ("step-1500", 1500),
+        ("step_1500", 1500),
+        ("STEP1500", 1500),
+        ("checkpoint-1500", 1500),
+        ("ckpt.200", 200),
+        ("global_step-42", 42),
+        ("1500", 1500),
+        ("name-000150", 150),
+        ("lora-step00001000", 1000),
+        ("my-lora-checkpoint-0", 0),
+    ],
+)
+def test_step_names(name: str, step: int) -> None:
+    assert parse_position(name) == Position(step=step, epoch=None)
+
+
+@pytest.mark.parametrize(
+    ("name", "epoch"),
+    [
+        ("e000003", 3),
+        ("epoch-12", 12),
+        ("lora-e05", 5),
+        ("Epoch_7", 7),
+    ],
+)
+def test_epoch_names(name: str, epoch: int) -> None:
+    assert parse_position(name) == Position(step=None, epoch=epoch)
+
+
+@pytest.mark.parametrize("name", ["final", "best", "lora-final", "v2model"])
+def test_unknown_names(name: str) -> None:
+    assert parse_position(name) == Position(step=None, epoch=None)
+
+
+def test_sort_key_orders_steps_then_epochs_then_unknown() -> None:
+    names = ["final", "e000003", "step-1500", "epoch-1", "step-200", "best", "10000"]
+    ordered = sorted(names, key=lambda n: (parse_position(n).sort_key, n))
+    assert ordered == ["step-200", "step-1500", "10000", "epoch-1", "e000003", "best", "final"]
+
+
+def test_sort_key_values() -> None:
+    assert Position(step=1500, epoch=None).sort_key == (0, 1500)
+    assert Position(step=None, epoch=3).sort_key == (1, 3)
+    assert Position(step=None, epoch=None).sort_key == (2, 0)
+    # Any step sorts before any epoch, however large.
+    assert Position(10**9, None).sort_key < Position(None, 0).sort_key
+    assert Position(None, 10**9).sort_key < Position(None, None).sort_key
+
+
+def test_numeric_not_lexicographic() -> None:
+    assert parse_position("step-500").sort_key < parse_position("step-10000").sort_key
+    assert parse_position("e9").sort_key < parse_position("e10").sort_key

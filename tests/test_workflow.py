@@ -1,0 +1,256 @@
+"""The whole workflow in a temp dir: outputs, contracts, errors, and incremental reruns."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from cleanfid.fid import frechet_distance as cleanfid_frechet
+from conftest import make_project, snakemake, write_images
+from PIL import Image
+
+from ckpt_eval.featurefile import load_features
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full run shared by the read-only tests below."""
+    root = tmp_path_factory.mktemp("run")
+    config = make_project(root, {"step-100": 5, "checkpoint-200": 6, "e000003": 5})
+    snakemake(root, config)
+    return root
+
+
+def planned_jobs(root: Path) -> dict[str, list[str]]:
+    """Snakemake's own dry-run plan: rule -> the checkpoints (wildcards) it would run for."""
+    done = snakemake(root, root / "config.yaml", "--dry-run")
+    plan: dict[str, list[str]] = {}
+    rule = None
+    for line in done.stdout.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):", line.strip()):
+            rule = match.group(1)
+            plan.setdefault(rule, [])
+        elif rule and (match := re.match(r"wildcards: ckpt=(\S+)", line.strip())):
+            plan[rule].append(match.group(1))
+    return plan
+
+
+def test_results_follow_the_contract(finished: Path) -> None:
+    out = finished / "results" / "t"
+    result = json.loads((out / "consolidated_results.json").read_text())
+    names = [c["name"] for c in result["checkpoints"]]
+    assert names == ["step-100", "checkpoint-200", "e000003"]  # steps first, then epochs
+    for row in result["checkpoints"]:
+        for key in (
+            "name",
+            "step",
+            "n_images",
+            "fid",
+            "kid_mean",
+            "kid_std",
+            "clip_score_mean",
+            "clip_score_std",
+            "rank",
+        ):
+            assert key in row
+        assert (out / f"metrics_checkpoint_{row['name']}.json").is_file()
+    assert {r["rank"] for r in result["checkpoints"]} == {1, 2, 3}
+    assert result["recommendation"]["checkpoint"] in names
+    assert result["recommendation"]["reasons"]
+    assert result["provenance"]["inception_weights_sha256"].startswith("7ff4a85c")
+    assert result["provenance"]["config_sha256"]
+    csv_lines = (out / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("rank,name,step")
+    assert len(csv_lines) == 4
+
+
+def test_fid_in_results_matches_clean_fid_on_the_cached_features(finished: Path) -> None:
+    out = finished / "results" / "t"
+    real, _ = load_features(out / "features" / "inception" / "real.npz")
+    result = json.loads((out / "consolidated_results.json").read_text())
+    for row in result["checkpoints"]:
+        fake, _ = load_features(out / "features" / "inception" / f"checkpoint_{row['name']}.npz")
+        r = real["inception"].astype(np.float64)
+        f = fake["inception"].astype(np.float64)
+        expected = cleanfid_frechet(
+            r.mean(0), np.cov(r, rowvar=False), f.mean(0), np.cov(f, rowvar=False)
+        )
+        assert row["fid"] == pytest.approx(expected, rel=1e-5)
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+        self.text: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for key, value in attrs:
+            if key in ("src", "href") and value:
+                self.sources.append(value)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_html_report_is_self_contained_and_says_clip_was_not_computed(finished: Path) -> None:
+    html = (finished / "results" / "t" / "report.html").read_text()
+    parser = _Collector()
+    parser.feed(html)
+    text = " ".join(parser.text)
+    for section in (
+        "Executive summary",
+        "Methodology",
+        "Results",
+        "Per-checkpoint analysis",
+        "Recommendation",
+        "Insights",
+        "Provenance",
+    ):
+        assert section in text
+    assert "CLIP score was not computed" in text
+    assert all(s.startswith(("data:", "#")) for s in parser.sources), parser.sources
+    assert sum(s.startswith("data:image/png") for s in parser.sources) >= 2  # FID, KID charts
+    assert sum(s.startswith("data:image/jpeg") for s in parser.sources) >= 6  # thumbnails
+    assert "script" not in parser.tags
+    md = (finished / "results" / "t" / "report.md").read_text()
+    assert "](plots/fid.png)" in md and (finished / "results" / "t" / "plots" / "fid.png").is_file()
+
+
+def test_rerun_with_nothing_changed_runs_nothing(finished: Path) -> None:
+    done = snakemake(finished, finished / "config.yaml", "--dry-run")
+    assert "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_changing_or_adding_a_checkpoint_reruns_only_that_checkpoint(
+    tmp_path: Path, finished: Path
+) -> None:
+    root = tmp_path / "copy"
+    shutil.copytree(finished, root, symlinks=True)
+    Image.new("RGB", (48, 40), (200, 10, 10)).save(
+        root / "samples" / "checkpoint-200" / "img_001.png"
+    )
+    plan = planned_jobs(root)
+    per_checkpoint = {r: v for r, v in plan.items() if v}
+    assert set(per_checkpoint) == {
+        "organize_checkpoint",
+        "pair_prompts",
+        "inception_checkpoint",
+        "clip_checkpoint",
+        "metrics_checkpoint",
+    }
+    assert all(v == ["checkpoint-200"] for v in per_checkpoint.values())
+    assert "inception_real" not in plan and "organize_real" not in plan
+    assert {"consolidate", "report"} <= set(plan)
+
+    snakemake(root, root / "config.yaml")
+    paths = write_images(root / "samples" / "step-400", 4, seed=9)
+    with open(root / "prompts.csv", "a", encoding="utf-8") as handle:
+        for path in paths:
+            handle.write(f"step-400/{path.name},a new prompt\n")
+    plan = planned_jobs(root)
+    assert plan["inception_checkpoint"] == ["step-400"]
+    assert plan["metrics_checkpoint"] == ["step-400"]
+    assert plan["clip_checkpoint"] == ["step-400"]
+    assert "inception_real" not in plan
+    # the prompt file changed, but only the new checkpoint's prompts: nothing else reruns
+    assert plan["pair_prompts"] == ["step-400"]
+
+
+def test_a_wrong_config_key_stops_before_any_work(tmp_path: Path) -> None:
+    config = make_project(tmp_path, {"step-1": 3})
+    data = yaml.safe_load(config.read_text())
+    data["samples"]["layot"] = "folders"
+    data["kid"]["subsets"] = "many"
+    config.write_text(yaml.safe_dump(data))
+    done = snakemake(tmp_path, config, check=False)
+    assert done.returncode != 0
+    message = done.stdout + done.stderr
+    assert "samples.layot" in message and "kid.subsets" in message
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_image_without_prompt_is_an_error_naming_it(tmp_path: Path) -> None:
+    config = make_project(tmp_path, {"step-1": 3, "step-2": 3})
+    lines = (tmp_path / "prompts.csv").read_text().splitlines()
+    (tmp_path / "prompts.csv").write_text("\n".join(x for x in lines if "step-2/img_001" not in x))
+    done = snakemake(tmp_path, config, check=False)
+    assert done.returncode != 0
+    assert "step-2/img_001.png" in done.stdout + done.stderr
+    assert "fallback_prompt" in done.stdout + done.stderr
+
+
+def test_fallback_prompt_and_skipped_images_are_shown_in_the_report(tmp_path: Path) -> None:
+    config = make_project(
+        tmp_path,
+        {"step-1": 3, "step-2": 3},
+        fallback_prompt="a generic picture",
+        on_bad_image="skip",
+    )
+    lines = (tmp_path / "prompts.csv").read_text().splitlines()
+    (tmp_path / "prompts.csv").write_text("\n".join(x for x in lines if "step-2/img_001" not in x))
+    (tmp_path / "samples" / "step-1" / "broken.png").write_bytes(b"not an image at all")
+    snakemake(tmp_path, config)
+    result = json.loads((tmp_path / "results" / "t" / "consolidated_results.json").read_text())
+    rows = {r["name"]: r for r in result["checkpoints"]}
+    assert rows["step-1"]["n_images"] == 3
+    assert rows["step-1"]["skipped_images"][0]["path"].endswith("broken.png")
+    assert rows["step-2"]["fallback_count"] == 1
+    html = (tmp_path / "results" / "t" / "report.html").read_text()
+    assert "broken.png" in html
+    assert "step-2/img_001.png</code> had no prompt" in html
+
+
+def test_clip_through_a_local_model_folder(tmp_path: Path, tiny_clip: Path) -> None:
+    """The real loading path of a hub model, on a small random model saved to disk."""
+    import torch
+    from clip_fixture import as_embedding
+    from transformers import CLIPModel, CLIPProcessor
+
+    config = make_project(
+        tmp_path, {"step-1": 3, "step-2": 4}, clip={"model": str(tiny_clip), "required": True}
+    )
+    snakemake(tmp_path, config)
+    result = json.loads((tmp_path / "results" / "t" / "consolidated_results.json").read_text())
+    assert result["clip"]["computed"]
+    assert result["ranking"]["weights_used"]["clip_used"]
+    model = CLIPModel.from_pretrained(tiny_clip).eval()
+    processor = CLIPProcessor.from_pretrained(tiny_clip)
+    for name in ("step-1", "step-2"):
+        metrics = json.loads(
+            (tmp_path / "results" / "t" / f"metrics_checkpoint_{name}.json").read_text()
+        )
+        for row in metrics["per_image"]:
+            image = Image.open(tmp_path / "samples" / row["file"]).convert("RGB")
+            with torch.no_grad():
+                a = as_embedding(
+                    model.get_image_features(**processor(images=[image], return_tensors="pt"))
+                )
+                b = as_embedding(
+                    model.get_text_features(
+                        **processor(text=[row["prompt"]], return_tensors="pt", padding=True)
+                    )
+                )
+            cos = torch.nn.functional.cosine_similarity(a, b).item()
+            assert row["clip_score"] == pytest.approx(100 * max(cos, 0.0), abs=1e-3)
+        scores = [r["clip_score"] for r in metrics["per_image"]]
+        assert metrics["clip_score_mean"] == pytest.approx(np.mean(scores))
+
+
+def test_required_clip_that_cannot_load_stops_with_a_fix(tmp_path: Path) -> None:
+    config = make_project(
+        tmp_path, {"step-1": 3}, clip={"model": str(tmp_path / "missing-model"), "required": True}
+    )
+    done = snakemake(tmp_path, config, check=False)
+    assert done.returncode != 0
+    assert "clip.model at a local folder" in done.stdout + done.stderr
