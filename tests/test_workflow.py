@@ -254,3 +254,20 @@ def test_required_clip_that_cannot_load_stops_with_a_fix(tmp_path: Path) -> None
     done = snakemake(tmp_path, config, check=False)
     assert done.returncode != 0
     assert "clip.model at a local folder" in done.stdout + done.stderr
+
+
+def test_demo_recommends_the_checkpoint_that_is_best_by_construction(
+    tmp_path: Path, repo: Path
+) -> None:
+    """The bundled demo, as `make demo` runs it (offline, so CLIP is reported as not computed)."""
+    from ckpt_eval.demo import BEST_CHECKPOINT
+
+    shutil.copytree(repo / "demo", tmp_path / "demo")
+    shutil.copy(repo / "config.yaml", tmp_path / "config.yaml")
+    snakemake(tmp_path, tmp_path / "config.yaml")
+    result = json.loads((tmp_path / "results" / "demo" / "consolidated_results.json").read_text())
+    assert result["recommendation"]["checkpoint"] == BEST_CHECKPOINT
+    assert result["recommendation"]["overfitting"]["flagged"]
+    assert not result["clip"]["computed"]
+    html = (tmp_path / "results" / "demo" / "report.html").read_text()
+    assert "CLIP score was not computed" in html
