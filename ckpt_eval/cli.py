@@ -23,6 +23,10 @@ def run_job(snakemake: Any, body: Callable[[Any], None]) -> None:
     if handle:
         sys.stderr = handle
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s", force=True)
+    threads = getattr(snakemake, "threads", None)
+    if isinstance(threads, int) and threads > 0 and "torch" in sys.modules:
+        # Snakemake runs several jobs at once: each uses the threads it was given, no more.
+        sys.modules["torch"].set_num_threads(threads)
     try:
         body(snakemake)
     except CkptEvalError as exc:

@@ -3,6 +3,7 @@ rule inception_real:
         manifest=f"{OUT}/manifests/real.json",
     output:
         f"{OUT}/features/inception/real.npz",
+    threads: 2
     log:
         f"{LOGS}/features/inception_real.log",
     conda:
@@ -21,6 +22,7 @@ rule inception_checkpoint:
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
     output:
         f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
+    threads: 2
     log:
         f"{LOGS}/features/inception_{{ckpt}}.log",
     conda:
@@ -56,6 +58,7 @@ rule clip_checkpoint:
         status=f"{OUT}/features/clip/model.json",
     output:
         f"{OUT}/features/clip/checkpoint_{{ckpt}}.npz",
+    threads: 2
     log:
         f"{LOGS}/features/clip_{{ckpt}}.log",
     conda:
