@@ -271,3 +271,44 @@ def test_demo_recommends_the_checkpoint_that_is_best_by_construction(
     assert not result["clip"]["computed"]
     html = (tmp_path / "results" / "demo" / "report.html").read_text()
     assert "CLIP score was not computed" in html
+
+
+def test_fid_end_to_end_equals_clean_fid_compute_fid(finished: Path) -> None:
+    """clean-fid's whole path (its own file listing, reading, resizing, batching) on the same
+    folders, pointed at the same weights: clean-fid loads /tmp/inception-2015-12-05.pt and calls
+    its `layers`, so a TorchScript wrapper around the bundled layers is put there."""
+    import torch
+    from cleanfid import fid as cleanfid
+
+    from ckpt_eval.inception import bundled_weights_path
+
+    target = Path("/tmp/inception-2015-12-05.pt")
+    created = not target.exists()
+    if created:
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self, layers: torch.nn.Module) -> None:
+                super().__init__()
+                self.layers = layers
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.layers(x)
+
+        bundled = torch.jit.load(str(bundled_weights_path()), map_location="cpu")
+        torch.jit.script(Wrapper(bundled.net.layers)).save(str(target))
+    try:
+        result = json.loads((finished / "results" / "t" / "consolidated_results.json").read_text())
+        for row in result["checkpoints"]:
+            expected = cleanfid.compute_fid(
+                str(finished / "real"),
+                str(finished / "samples" / row["name"]),
+                mode="clean",
+                device=torch.device("cpu"),
+                num_workers=0,
+                use_dataparallel=False,
+                verbose=False,
+            )
+            assert row["fid"] == pytest.approx(expected, rel=1e-3)
+    finally:
+        if created:
+            target.unlink()

@@ -20,6 +20,25 @@ INCEPTION_WEIGHTS = str(weights_path(config["fid"]["inception_weights"]))
 PROMPTS = read_prompt_file(config["prompts"])
 
 
+def wants_gpu(device):
+    """Whether the feature jobs reserve a GPU (the `gpu` resource): `cuda` and `cuda:N` always;
+    `auto` only when the machine that plans the run sees a CUDA device (a workstation with a
+    card; a cluster login node usually has none, so set `device: cuda` there); `cpu` and `mps`
+    never."""
+    if device.startswith("cuda"):
+        return True
+    if device == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
+# 1 on the feature rules when they run on a GPU: `--resources gpu=1` (profiles/default) lets one
+# such job use the card at a time; the SLURM executor turns it into `--gpus=1`.
+GPU = 1 if wants_gpu(config["device"]) else 0
+
+
 wildcard_constraints:
     ckpt="[^/]+",
 

@@ -3,11 +3,13 @@ rule inception_real:
         manifest=f"{OUT}/manifests/real.json",
     output:
         f"{OUT}/features/inception/real.npz",
-    threads: 2
     log:
         f"{LOGS}/features/inception_real.log",
     conda:
         ENV
+    threads: 2
+    resources:
+        gpu=GPU,
     params:
         weights=INCEPTION_WEIGHTS,
         device=config["device"],
@@ -22,11 +24,13 @@ rule inception_checkpoint:
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
     output:
         f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
-    threads: 2
     log:
         f"{LOGS}/features/inception_{{ckpt}}.log",
     conda:
         ENV
+    threads: 2
+    resources:
+        gpu=GPU,
     params:
         weights=INCEPTION_WEIGHTS,
         device=config["device"],
@@ -43,6 +47,8 @@ rule clip_model:
         f"{LOGS}/features/clip_model.log",
     conda:
         ENV
+    resources:
+        gpu=GPU,
     params:
         model=config["clip"]["model"],
         required=config["clip"]["required"],
@@ -58,11 +64,13 @@ rule clip_checkpoint:
         status=f"{OUT}/features/clip/model.json",
     output:
         f"{OUT}/features/clip/checkpoint_{{ckpt}}.npz",
-    threads: 2
     log:
         f"{LOGS}/features/clip_{{ckpt}}.log",
     conda:
         ENV
+    threads: 2
+    resources:
+        gpu=GPU,
     params:
         device=config["device"],
         batch_size=config["batch_size"],

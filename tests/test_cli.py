@@ -1,0 +1,144 @@
+"""run_job: a user error is one readable message (log and terminal), anything else a traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from ckpt_eval.cli import run_job
+from ckpt_eval.errors import CkptEvalError
+
+ERROR = CkptEvalError("The thing is broken.", path="/data/x.png", fix="replace x.png.")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging_and_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """run_job reconfigures the root logger (and torch threads) for its process: undo that."""
+    monkeypatch.delenv("CKPT_EVAL_DEBUG", raising=False)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    threads = torch.get_num_threads()
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    torch.set_num_threads(threads)
+
+
+def _smk(tmp_path: Path, **extra) -> SimpleNamespace:
+    return SimpleNamespace(log=[str(tmp_path / "logs" / "job.log")], rule="r", **extra)
+
+
+def _logs_dir(tmp_path: Path) -> Path:
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    return tmp_path / "logs" / "job.log"
+
+
+def test_user_error_exits_1_with_message_in_log_and_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = _logs_dir(tmp_path)
+    terminal = sys.stderr
+
+    def body(smk) -> None:
+        print("progress 50%", file=sys.stderr)
+        raise ERROR
+
+    with pytest.raises(SystemExit) as info:
+        run_job(_smk(tmp_path), body)
+    assert info.value.code == 1
+    assert sys.stderr is terminal  # restored
+
+    expected = f"ckpt-eval error in rule r:\n{ERROR}\n"
+    assert "fix: replace x.png." in expected and "file: /data/x.png" in expected
+    text = log.read_text(encoding="utf-8")
+    assert text.count(expected) == 1
+    assert "progress 50%" in text  # the job's stderr went to its log
+    assert "Traceback" not in text
+
+    err = capsys.readouterr().err
+    assert err.count(expected) == 1
+    assert "progress 50%" not in err  # not on the terminal
+    assert "Traceback" not in err
+
+
+def test_debug_env_reraises_user_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _logs_dir(tmp_path)
+    monkeypatch.setenv("CKPT_EVAL_DEBUG", "1")
+
+    def body(smk) -> None:
+        raise ERROR
+
+    with pytest.raises(CkptEvalError) as info:
+        run_job(_smk(tmp_path), body)
+    assert info.value is ERROR
+    assert "The thing is broken." in capsys.readouterr().err
+
+
+def test_other_exception_propagates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = _logs_dir(tmp_path)
+    terminal = sys.stderr
+
+    def body(smk) -> None:
+        raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        run_job(_smk(tmp_path), body)
+    assert sys.stderr is terminal
+    assert "ckpt-eval error" not in log.read_text(encoding="utf-8")
+    assert "ckpt-eval error" not in capsys.readouterr().err
+
+
+def test_success_leaves_the_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = _logs_dir(tmp_path)
+    terminal = sys.stderr
+    seen = []
+
+    def body(smk) -> None:
+        seen.append(smk.rule)
+        print("progress 100%", file=sys.stderr)
+        logging.getLogger("ckpt_eval.test").info("wrote 3 files")
+
+    assert run_job(_smk(tmp_path), body) is None
+    assert seen == ["r"]
+    assert sys.stderr is terminal
+    text = log.read_text(encoding="utf-8")
+    assert "progress 100%" in text
+    assert "wrote 3 files" in text  # logging goes to the log too
+    assert "error" not in text
+    assert capsys.readouterr().err == ""
+
+
+def test_without_log_the_message_goes_to_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def body(smk) -> None:
+        raise ERROR
+
+    with pytest.raises(SystemExit) as info:
+        run_job(SimpleNamespace(log=[], rule="organize"), body)
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count(f"ckpt-eval error in rule organize:\n{ERROR}\n") == 1
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_threads_limit_torch(tmp_path: Path) -> None:
+    _logs_dir(tmp_path)
+    wanted = 1 if torch.get_num_threads() != 1 else 2  # differs from the current setting
+    seen = []
+    run_job(_smk(tmp_path, threads=wanted), lambda smk: seen.append(torch.get_num_threads()))
+    assert seen == [wanted]

@@ -1,0 +1,189 @@
+"""CLIP loading and embeddings on the offline tiny CLIP fixture, checked against torchmetrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_images
+
+from ckpt_eval import clip_embed
+from ckpt_eval.clip_score import clip_scores
+from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.images import load_rgb
+
+try:  # tests/ as a package
+    from .clip_fixture import MAX_LENGTH, PROJECTION_DIM, as_embedding, torchmetrics_loader
+except ImportError:  # rootdir-less import (tests/ on sys.path, no __init__.py)
+    from clip_fixture import MAX_LENGTH, PROJECTION_DIM, as_embedding, torchmetrics_loader
+
+CPU = torch.device("cpu")
+LONG_PROMPT = " ".join(f"word{i % 7} photograph" for i in range(100))  # 200 words
+PROMPTS = [
+    "a photo of a cat sitting on the sofa",
+    "an oil painting of a mountain landscape at sunset",
+    "a red car",
+    "Zyzzyva's café, 42 robots!",
+    "a bird standing on a tree branch in winter",
+    "two people walking on the beach",
+]
+# With the tiny random model "1 2 3" and "green field" give positive cosines, the rest negative
+SCORE_PROMPTS = ["1 2 3", "a dog", "green field", "horse", "green field", "painting of a woman"]
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hub offline mode: the env vars plus the constant huggingface_hub read at import time."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def loaded(tiny_clip: Path, offline: None):
+    return clip_embed.load_clip(str(tiny_clip), CPU)
+
+
+@pytest.fixture(scope="module")
+def image_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("clip_images")
+    # different sizes and aspect ratios: resize + centre crop are exercised
+    return (
+        write_images(folder / "a", 3, seed=11, size=(48, 40))
+        + write_images(folder / "b", 2, seed=12, size=(33, 70))
+        + write_images(folder / "c", 1, seed=13, size=(100, 100))
+    )
+
+
+def test_load_clip_from_folder(tiny_clip: Path, offline: None) -> None:
+    from transformers import CLIPModel, CLIPProcessor
+
+    net, processor, info = clip_embed.load_clip(str(tiny_clip), CPU)
+    assert isinstance(net, CLIPModel)
+    assert isinstance(processor, CLIPProcessor)
+    assert not net.training  # eval mode: no dropout, deterministic
+    assert info["model"] == str(tiny_clip)
+    assert info["projection_dim"] == PROJECTION_DIM
+    assert isinstance(info["projection_dim"], int)
+    assert "revision" in info
+    assert next(net.parameters()).device == CPU
+
+
+@pytest.mark.parametrize("kind", ["missing folder", "unknown hub id"])
+def test_load_clip_failure_is_a_user_error(tmp_path: Path, offline: None, kind: str) -> None:
+    model = str(tmp_path / "no-such-clip") if kind == "missing folder" else "nobody/no-such-clip"
+    with pytest.raises(CkptEvalError) as info:
+        clip_embed.load_clip(model, CPU)
+    error = info.value
+    assert model in error.what
+    assert error.fix is not None
+    assert "clip.model" in error.fix and "clip.required" in error.fix
+    assert "Traceback" not in str(error)
+
+
+def test_load_clip_folder_without_model_files(tmp_path: Path, offline: None) -> None:
+    """An existing folder that holds no model: the error names it, no hub lookup needed."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CkptEvalError) as info:
+        clip_embed.load_clip(str(tmp_path / "empty"), CPU)
+    assert "clip.model" in info.value.fix
+
+
+def test_embedding_shapes_and_batch_size_invariance(loaded, image_paths: list[Path]) -> None:
+    net, processor, _ = loaded
+    images = {b: clip_embed.embed_images(image_paths, net, processor, CPU, b) for b in (1, 4, 64)}
+    texts = {b: clip_embed.embed_texts(PROMPTS, net, processor, CPU, b) for b in (1, 4, 64)}
+    for arrays, n in ((images, len(image_paths)), (texts, len(PROMPTS))):
+        for array in arrays.values():
+            assert array.shape == (n, PROJECTION_DIM)
+            assert array.dtype == np.float32
+            assert np.isfinite(array).all()
+        np.testing.assert_allclose(arrays[4], arrays[1], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(arrays[64], arrays[1], rtol=1e-4, atol=1e-5)
+    # rows follow the input order: distinct inputs give distinct rows
+    assert not np.allclose(images[1][0], images[1][1])
+    assert not np.allclose(texts[1][0], texts[1][1])
+
+
+def test_embeddings_match_a_direct_model_call(loaded, image_paths: list[Path]) -> None:
+    """Same preprocessing and pooling as calling the model by hand on one input at a time."""
+    net, processor, _ = loaded
+    from PIL import Image
+
+    ours_img = clip_embed.embed_images(image_paths[:2], net, processor, CPU, 2)
+    ours_txt = clip_embed.embed_texts(PROMPTS[:2], net, processor, CPU, 2)
+    with torch.no_grad():
+        for i in range(2):
+            pixels = processor(
+                images=[Image.fromarray(load_rgb(image_paths[i]))], return_tensors="pt"
+            )
+            direct = as_embedding(net.get_image_features(**pixels))[0].numpy()
+            np.testing.assert_allclose(ours_img[i], direct, rtol=1e-4, atol=1e-5)
+            tokens = processor.tokenizer([PROMPTS[i]], return_tensors="pt")
+            direct = as_embedding(net.get_text_features(**tokens))[0].numpy()
+            np.testing.assert_allclose(ours_txt[i], direct, rtol=1e-4, atol=1e-5)
+
+
+def test_token_counts_flag_long_prompt(loaded) -> None:
+    _, processor, _ = loaded
+    short = "a photo of a cat"
+    counts = clip_embed.token_counts(processor, [short, LONG_PROMPT, ""])
+    # start and end tokens around the BPE pieces
+    assert counts[0] == len(processor.tokenizer.tokenize(short)) + 2
+    assert counts[0] <= clip_embed.MAX_TOKENS
+    assert counts[1] > clip_embed.MAX_TOKENS
+    assert counts[1] == len(processor.tokenizer.tokenize(LONG_PROMPT)) + 2
+    assert counts[2] == 2
+
+
+def test_long_prompt_is_truncated_to_77_tokens(loaded) -> None:
+    """The embedding of a long prompt is that of its first 76 tokens plus the end token."""
+    net, processor, _ = loaded
+    tok = processor.tokenizer
+    ours = clip_embed.embed_texts([LONG_PROMPT, "a red car"], net, processor, CPU, 2)
+    ids = tok(LONG_PROMPT)["input_ids"]
+    assert len(ids) > MAX_LENGTH
+    cut = ids[: MAX_LENGTH - 1] + [tok.eos_token_id]
+    with torch.no_grad():
+        direct = as_embedding(
+            net.get_text_features(
+                input_ids=torch.tensor([cut]), attention_mask=torch.ones(1, MAX_LENGTH, dtype=int)
+            )
+        )[0].numpy()
+    np.testing.assert_allclose(ours[0], direct, rtol=1e-4, atol=1e-5)
+
+
+def test_clip_scores_match_torchmetrics(tiny_clip: Path, offline, image_paths) -> None:
+    """Per image, our score equals max(torchmetrics' per-sample 100 * cos, 0).
+
+    torchmetrics 1.9's `_clip_score_update` returns the per-sample scores before its mean is
+    clamped; only short prompts are used (torchmetrics cuts long ones without an end token).
+    """
+    from torchmetrics.functional.multimodal.clip_score import _clip_score_update
+    from torchmetrics.multimodal.clip_score import CLIPScore
+
+    net, processor, _ = clip_embed.load_clip(str(tiny_clip), CPU)
+    ours = clip_scores(
+        clip_embed.embed_images(image_paths, net, processor, CPU, 4),
+        clip_embed.embed_texts(SCORE_PROMPTS, net, processor, CPU, 4),
+    )
+
+    metric = CLIPScore(model_name_or_path=torchmetrics_loader(tiny_clip))
+    tensors = [torch.tensor(load_rgb(p)).permute(2, 0, 1).contiguous() for p in image_paths]
+    per_sample, n = _clip_score_update(tensors, SCORE_PROMPTS, metric.model, metric.processor)
+    assert n == len(SCORE_PROMPTS)
+    expected = torch.clamp(per_sample.detach(), min=0).double().numpy()
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-3)
+
+    # the random model gives both signs, so the per-image clamp is exercised on both sides
+    assert (per_sample > 0).any() and (per_sample < 0).any()
+
+    # and the metric itself, one image at a time, reports the same clamped value
+    for i in (int(per_sample.argmax()), int(per_sample.argmin())):
+        single = CLIPScore(model_name_or_path=torchmetrics_loader(tiny_clip))
+        single.update(tensors[i].unsqueeze(0), [SCORE_PROMPTS[i]])
+        assert float(single.compute()) == pytest.approx(ours[i], rel=1e-4, abs=1e-3)

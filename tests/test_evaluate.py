@@ -1,0 +1,397 @@
+"""evaluate_checkpoint / checkpoint_metrics on synthetic features, checked against direct sums."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from cleanfid.fid import frechet_distance as cleanfid_frechet
+
+from ckpt_eval.clip_score import clip_scores
+from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.evaluate import checkpoint_metrics, evaluate_checkpoint, small_n_warning
+from ckpt_eval.featurefile import save_features
+from ckpt_eval.fid import fid_from_features
+from ckpt_eval.manifest import write_json
+
+D = 16  # feature width: small keeps FID full rank and fast; the checks do not depend on 2048
+
+
+def _manifest(
+    name: str,
+    n: int,
+    sizes: list[tuple[int, int]] | None = None,
+    notes: list[str | None] | None = None,
+    skipped: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    sizes = sizes or [(64, 64)] * n
+    notes = notes or [None] * n
+    return {
+        "name": name,
+        "root": "/samples",
+        "images": [
+            {
+                "path": f"/samples/{name}/img_{i:04d}.png",
+                "file": f"{name}/img_{i:04d}.png",
+                "sha256": f"{name}-{i:04d}".encode().hex().ljust(64, "0")[:64],
+                "width": sizes[i][0],
+                "height": sizes[i][1],
+                "mode": "RGB",
+                "note": notes[i],
+            }
+            for i in range(n)
+        ],
+        "skipped": skipped or [],
+    }
+
+
+def _pairs(manifest: dict[str, Any], prompts: list[str], fallback: list[bool] | None = None):
+    fallback = fallback or [False] * len(prompts)
+    pairs = [
+        {"file": image["file"], "prompt": prompt, "fallback": fb}
+        for image, prompt, fb in zip(manifest["images"], prompts, fallback, strict=True)
+    ]
+    return {
+        "name": manifest["name"],
+        "pairs": pairs,
+        "fallback_count": sum(fallback),
+        "prompts_without_image": [],
+    }
+
+
+def _features(n_real: int, n_fake: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    real = rng.normal(size=(n_real, D)).astype(np.float32)
+    fake = rng.normal(0.3, 1.2, size=(n_fake, D)).astype(np.float32)
+    return real, fake
+
+
+def _direct_kid(real, fake, subsets: int, size: int, seed: int) -> tuple[float, float]:
+    """Same seeded subsets as documented (choice without replacement, real then fake)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        x = np.asarray(real, np.float64)[rng.choice(len(real), size, replace=False)]
+        y = np.asarray(fake, np.float64)[rng.choice(len(fake), size, replace=False)]
+        d = x.shape[1]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        off = ~np.eye(size, dtype=bool)
+        values.append(
+            kxx[off].mean() + kyy[off].mean() - 2 * kxy.mean()  # unbiased MMD²
+        )
+    return float(np.mean(values)), float(np.std(values))
+
+
+NO_CLIP = {"available": False, "reason": "clip.required is false and the model is missing"}
+
+
+@pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning")
+def test_fid_and_kid_from_features() -> None:
+    real, fake = _features(40, 30)
+    manifest = _manifest("step-1500", 30)
+    pairs = _pairs(manifest, ["p"] * 30)
+    result = evaluate_checkpoint(manifest, pairs, real, fake, NO_CLIP, 7, 20, seed=3)
+
+    assert result["name"] == "step-1500"
+    assert result["step"] == 1500 and result["epoch"] is None
+    assert result["n_images"] == 30 and result["n_real"] == 40
+    assert result["fid"] == fid_from_features(real, fake)
+    # independent check: clean-fid's Fréchet distance (scipy sqrtm) on float64 statistics
+    r64, f64 = real.astype(np.float64), fake.astype(np.float64)
+    expected_fid = cleanfid_frechet(
+        r64.mean(0), np.cov(r64, rowvar=False), f64.mean(0), np.cov(f64, rowvar=False)
+    )
+    assert result["fid"] == pytest.approx(expected_fid, rel=1e-6)
+    assert result["fid"] > 1.0  # the sets differ
+
+    mean, std = _direct_kid(real, fake, 7, 20, seed=3)
+    assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
+    assert result["kid_std"] == pytest.approx(std, rel=1e-9)
+    assert result["kid_subsets"] == 7 and result["kid_subset_size"] == 20
+    # the seed matters: another seed draws other subsets
+    other = evaluate_checkpoint(manifest, pairs, real, fake, NO_CLIP, 7, 20, seed=4)
+    assert other["kid_mean"] != result["kid_mean"]
+    assert other["fid"] == result["fid"]
+
+    # 30 < 2048 images: the small-N warning, not the capped-KID one (20 <= 30)
+    assert result["warnings"] == [small_n_warning(30)]
+    assert "FID from 30 images" in result["warnings"][0]
+    assert "rank at most 29" in result["warnings"][0]
+
+
+def test_kid_capped_warning() -> None:
+    real, fake = _features(40, 12, seed=1)
+    manifest = _manifest("step-2", 12)
+    result = evaluate_checkpoint(
+        manifest, _pairs(manifest, ["p"] * 12), real, fake, NO_CLIP, 5, 1000, 0
+    )
+    assert result["kid_subset_size"] == 12
+    mean, std = _direct_kid(real, fake, 5, 12, seed=0)
+    assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
+    assert result["kid_std"] == pytest.approx(std, rel=1e-9)
+    capped = [w for w in result["warnings"] if "kid.subset_size" in w]
+    assert len(capped) == 1
+    assert "12 images" in capped[0] and "kid.subset_size=1000" in capped[0]
+
+
+def test_no_small_n_warning_from_2048_images() -> None:
+    assert small_n_warning(2047) is not None
+    assert small_n_warning(2048) is None
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(2048, 4))
+    fake = rng.normal(size=(2048, 4))
+    manifest = _manifest("step-9", 2048)
+    result = evaluate_checkpoint(
+        manifest, _pairs(manifest, ["p"] * 2048), real, fake, NO_CLIP, 1, 2048, 0
+    )
+    assert result["warnings"] == []
+    assert result["kid_subset_size"] == 2048
+    assert result["fid"] == pytest.approx(fid_from_features(real, fake))
+
+
+def test_single_image_is_unranked() -> None:
+    real, fake = _features(10, 1)
+    manifest = _manifest("final", 1)
+    result = evaluate_checkpoint(manifest, _pairs(manifest, ["p"]), real, fake, NO_CLIP, 5, 10, 0)
+    assert result["fid"] is None
+    assert result["kid_mean"] is None and result["kid_std"] is None
+    assert result["kid_subsets"] == 0 and result["kid_subset_size"] == 0
+    assert result["step"] is None and result["epoch"] is None
+    assert len(result["warnings"]) == 1
+    assert "unranked" in result["warnings"][0]
+
+
+def test_clip_available_per_image_and_per_prompt() -> None:
+    rng = np.random.default_rng(7)
+    real, fake = _features(20, 6)
+    image = rng.normal(size=(6, 8)).astype(np.float32)
+    text = (image + rng.normal(scale=0.8, size=(6, 8))).astype(np.float32)
+    text[4] = -image[4]  # one negative cosine: clipped to 0
+    prompts = ["a cat", "a dog", "a cat", "<b>x</b>", "a dog", "a cat"]
+    manifest = _manifest("e000003", 6)
+    truncated = [{"prompt": "long", "tokens": 90}]
+    clip = {"available": True, "reason": None, "image": image, "text": text, "truncated": truncated}
+    result = evaluate_checkpoint(manifest, _pairs(manifest, prompts), real, fake, clip, 3, 6, 0)
+
+    assert result["epoch"] == 3 and result["step"] is None
+    expected = clip_scores(image, text)
+    # and by hand, row by row
+    for i in range(6):
+        a, b = image[i].astype(np.float64), text[i].astype(np.float64)
+        cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+        assert expected[i] == pytest.approx(100 * max(cos, 0.0), rel=1e-12)
+    assert expected[4] == 0.0
+    scores = [row["clip_score"] for row in result["per_image"]]
+    assert scores == pytest.approx(expected.tolist(), rel=1e-12)
+    assert [row["file"] for row in result["per_image"]] == [i["file"] for i in manifest["images"]]
+    assert [row["prompt"] for row in result["per_image"]] == prompts
+    assert all(isinstance(s, float) for s in scores)
+
+    assert result["clip_available"] is True and result["clip_reason"] is None
+    assert result["clip_score_mean"] == pytest.approx(sum(scores) / 6)
+    mean = sum(scores) / 6
+    assert result["clip_score_std"] == pytest.approx(
+        math.sqrt(sum((s - mean) ** 2 for s in scores) / 6)
+    )
+    groups = result["clip_per_prompt"]
+    assert [g["prompt"] for g in groups] == ["a cat", "a dog", "<b>x</b>"]  # first appearance
+    by_prompt = {g["prompt"]: g for g in groups}
+    cat = [scores[0], scores[2], scores[5]]
+    assert by_prompt["a cat"]["n"] == 3
+    assert by_prompt["a cat"]["mean"] == pytest.approx(sum(cat) / 3)
+    assert by_prompt["a cat"]["std"] == pytest.approx(float(np.std(cat)))
+    assert by_prompt["a dog"]["n"] == 2
+    assert by_prompt["a dog"]["mean"] == pytest.approx((scores[1] + scores[4]) / 2)
+    assert by_prompt["<b>x</b>"] == {"prompt": "<b>x</b>", "mean": scores[3], "std": 0.0, "n": 1}
+    assert result["truncated_prompts"] == truncated
+
+
+def test_clip_unavailable() -> None:
+    real, fake = _features(20, 4)
+    manifest = _manifest("step-10", 4)
+    result = evaluate_checkpoint(
+        manifest, _pairs(manifest, list("abcd")), real, fake, NO_CLIP, 2, 4, 0
+    )
+    assert result["clip_available"] is False
+    assert result["clip_reason"] == NO_CLIP["reason"]
+    assert result["clip_score_mean"] is None and result["clip_score_std"] is None
+    assert result["clip_per_prompt"] == [] and result["truncated_prompts"] == []
+    assert [row["clip_score"] for row in result["per_image"]] == [None] * 4
+    assert [row["prompt"] for row in result["per_image"]] == list("abcd")
+    assert result["fid"] is not None  # FID/KID do not depend on CLIP
+
+
+def test_fallback_sizes_conversions_and_skipped() -> None:
+    real, fake = _features(20, 5)
+    sizes = [(64, 64), (32, 48), (64, 64), (32, 48), (64, 64)]
+    notes = [None, "RGBA converted to RGB", "L converted to RGB", "RGBA converted to RGB", None]
+    skipped = [{"path": "/samples/x/bad.png", "file": "x/bad.png", "reason": "truncated"}]
+    manifest = _manifest("step-5", 5, sizes, notes, skipped)
+    pairs = _pairs(manifest, ["p", "fb", "p", "fb", "fb"], [False, True, False, True, True])
+    pairs["prompts_without_image"] = ["step-5/gone.png"]
+    result = evaluate_checkpoint(manifest, pairs, real, fake, NO_CLIP, 2, 5, 0)
+
+    assert result["fallback_count"] == 3
+    fallback = [w for w in result["warnings"] if "fallback" in w]
+    assert fallback == ["3 image(s) had no prompt and were scored against the fallback prompt."]
+    assert [row["fallback"] for row in result["per_image"]] == [False, True, False, True, True]
+    assert result["image_sizes"] == {"64x64": 3, "32x48": 2}
+    assert list(result["image_sizes"]) == ["64x64", "32x48"]  # most frequent first
+    assert result["conversions"] == [
+        {"note": "L converted to RGB", "count": 1},
+        {"note": "RGBA converted to RGB", "count": 2},
+    ]
+    assert result["skipped_images"] == skipped
+    assert "1 unreadable image(s) were skipped." in result["warnings"]
+    assert result["prompts_without_image"] == ["step-5/gone.png"]
+
+
+def test_no_fallback_no_warning() -> None:
+    real, fake = _features(20, 3)
+    manifest = _manifest("step-5", 3)
+    result = evaluate_checkpoint(
+        manifest, _pairs(manifest, ["a", "b", "c"]), real, fake, NO_CLIP, 2, 3, 0
+    )
+    assert result["fallback_count"] == 0
+    assert not any("fallback" in w for w in result["warnings"])
+    assert result["conversions"] == [] and result["skipped_images"] == []
+
+
+# ---------------------------------------------------------------- checkpoint_metrics (files)
+
+WEIGHTS = "ab" * 32
+
+
+def _write_inputs(
+    tmp_path: Path, clip_available: bool, weights_fake: str = WEIGHTS
+) -> tuple[SimpleNamespace, dict[str, Any]]:
+    real, fake = _features(25, 8, seed=11)
+    real_manifest = _manifest("real", 25)
+    manifest = _manifest("step-300", 8)
+    prompts = ["a", "b", "a", "c", "a", "b", "c", "d"]
+    pairs = _pairs(manifest, prompts)
+    rng = np.random.default_rng(2)
+    image = rng.normal(size=(8, 6)).astype(np.float32)
+    text = (image + rng.normal(size=(8, 6))).astype(np.float32)
+    paths = SimpleNamespace(
+        manifest=str(tmp_path / "manifest.json"),
+        real_manifest=str(tmp_path / "real_manifest.json"),
+        pairs=str(tmp_path / "pairs.json"),
+        real=str(tmp_path / "real.npz"),
+        fake=str(tmp_path / "fake.npz"),
+        clip=str(tmp_path / "clip.npz"),
+    )
+    write_json(manifest, paths.manifest)
+    write_json(real_manifest, paths.real_manifest)
+    write_json(pairs, paths.pairs)
+
+    def meta(m: dict[str, Any], weights: str) -> dict[str, Any]:
+        return {
+            "set": m["name"],
+            "extractor": "inception",
+            "weights_sha256": weights,
+            "image_sha256": [i["sha256"] for i in m["images"]],
+        }
+
+    save_features(paths.real, {"inception": real}, meta(real_manifest, WEIGHTS))
+    save_features(paths.fake, {"inception": fake}, meta(manifest, weights_fake))
+    clip_meta = {
+        "set": "step-300",
+        "image_sha256": [i["sha256"] for i in manifest["images"]],
+        "available": clip_available,
+        "reason": None if clip_available else "model missing",
+        "model": "tiny",
+        "revision": None,
+    }
+    if clip_available:
+        clip_meta["truncated"] = [{"prompt": "c", "tokens": 80}]
+        save_features(paths.clip, {"image": image, "text": text}, clip_meta)
+    else:
+        save_features(paths.clip, {}, clip_meta)
+    data = {
+        "real": real,
+        "fake": fake,
+        "image": image,
+        "text": text,
+        "manifest": manifest,
+        "pairs": pairs,
+    }
+    return paths, data
+
+
+@pytest.mark.parametrize("clip_available", [True, False])
+def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> None:
+    paths, data = _write_inputs(tmp_path, clip_available)
+    result = checkpoint_metrics(paths, 4, 6, 1)
+    assert result["fid"] == fid_from_features(data["real"], data["fake"])
+    mean, std = _direct_kid(data["real"], data["fake"], 4, 6, seed=1)
+    assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
+    assert result["kid_std"] == pytest.approx(std, rel=1e-9)
+    assert result["n_images"] == 8 and result["n_real"] == 25
+    assert result["clip_available"] is clip_available
+    if clip_available:
+        expected = clip_scores(data["image"], data["text"])
+        assert [r["clip_score"] for r in result["per_image"]] == pytest.approx(expected.tolist())
+        assert result["clip_score_mean"] == pytest.approx(float(expected.mean()))
+        assert result["truncated_prompts"] == [{"prompt": "c", "tokens": 80}]
+        assert [g["prompt"] for g in result["clip_per_prompt"]] == ["a", "b", "c", "d"]
+    else:
+        assert result["clip_reason"] == "model missing"
+        assert result["clip_score_mean"] is None
+    # the same as evaluating the arrays directly
+    clip = (
+        {
+            "available": True,
+            "reason": None,
+            "image": data["image"],
+            "text": data["text"],
+            "truncated": [{"prompt": "c", "tokens": 80}],
+        }
+        if clip_available
+        else {"available": False, "reason": "model missing"}
+    )
+    direct = evaluate_checkpoint(
+        data["manifest"], data["pairs"], data["real"], data["fake"], clip, 4, 6, 1
+    )
+    assert result == direct
+
+
+@pytest.mark.parametrize("which", ["manifest", "real_manifest"])
+def test_checkpoint_metrics_refuses_mismatching_hashes(tmp_path: Path, which: str) -> None:
+    from ckpt_eval.manifest import read_json
+
+    paths, _ = _write_inputs(tmp_path, True)
+    manifest = read_json(getattr(paths, which))
+    manifest["images"][2]["sha256"] = "f" * 64  # the image changed after features were cached
+    write_json(manifest, getattr(paths, which))
+    with pytest.raises(CkptEvalError) as info:
+        checkpoint_metrics(paths, 4, 6, 1)
+    assert "other images" in info.value.what
+    expected_path = paths.fake if which == "manifest" else paths.real
+    assert info.value.path == expected_path
+
+
+def test_checkpoint_metrics_refuses_mismatching_clip_file(tmp_path: Path) -> None:
+    paths, data = _write_inputs(tmp_path, True)
+    save_features(
+        paths.clip,
+        {"image": data["image"][:7], "text": data["text"][:7]},
+        {"image_sha256": [i["sha256"] for i in data["manifest"]["images"][:7]], "available": True},
+    )
+    with pytest.raises(CkptEvalError) as info:
+        checkpoint_metrics(paths, 4, 6, 1)
+    assert info.value.path == paths.clip
+
+
+def test_checkpoint_metrics_refuses_other_inception_weights(tmp_path: Path) -> None:
+    paths, _ = _write_inputs(tmp_path, False, weights_fake="cd" * 32)
+    with pytest.raises(CkptEvalError) as info:
+        checkpoint_metrics(paths, 4, 6, 1)
+    assert "different Inception weights" in info.value.what
+    assert "--forcerun" in info.value.fix

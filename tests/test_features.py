@@ -1,0 +1,190 @@
+"""Feature jobs: the cached files hold the right arrays and record what they were made from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_images
+
+from ckpt_eval import clip_embed, inception
+from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.featurefile import load_features
+from ckpt_eval.features import clip_features, clip_model_status, inception_features
+from ckpt_eval.images import sha256_file
+from ckpt_eval.manifest import build_manifest, read_json, write_json
+from ckpt_eval.prompts import pair_prompts
+
+try:  # tests/ as a package
+    from .clip_fixture import PROJECTION_DIM
+except ImportError:  # rootdir-less import (tests/ on sys.path, no __init__.py)
+    from clip_fixture import PROJECTION_DIM
+
+CPU = torch.device("cpu")
+LONG_PROMPT = " ".join(f"word{i % 7} photograph" for i in range(100))  # 200 words, > 77 tokens
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hub offline mode: the env vars plus the constant huggingface_hub read at import time."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three images of one checkpoint, their manifest and prompt pairs on disk."""
+    root = tmp_path_factory.mktemp("features")
+    samples = root / "samples"
+    paths = write_images(samples / "step-10", 2, seed=5, size=(48, 40))
+    paths += [write_images(root / "other", 1, seed=6, size=(30, 64))[0]]
+    moved = samples / "step-10" / "img_002.png"
+    paths[-1].rename(moved)
+    paths[-1] = moved
+    manifest = build_manifest("step-10", paths, samples)
+    prompts = {
+        "step-10/img_000.png": LONG_PROMPT,
+        "step-10/img_001.png": "a photo of a cat",
+        "step-10/img_002.png": LONG_PROMPT,
+    }
+    pairs = pair_prompts(manifest, prompts, "prompts.csv", None)
+    write_json(manifest, root / "manifest.json")
+    write_json(pairs, root / "pairs.json")
+    return {"root": root, "manifest": root / "manifest.json", "pairs": root / "pairs.json"}
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_inception_features_file(tmp_path: Path, checkpoint: dict[str, Path]) -> None:
+    out = tmp_path / "inception" / "step-10.npz"
+    inception_features(checkpoint["manifest"], out, None, "cpu", batch_size=2, num_workers=0)
+    arrays, meta = load_features(out)
+    manifest = read_json(checkpoint["manifest"])
+    paths = [image["path"] for image in manifest["images"]]
+
+    assert set(arrays) == {"inception"}
+    features = arrays["inception"]
+    assert features.shape == (3, inception.DIM) and features.dtype == np.float32
+    assert np.isfinite(features).all()
+    # the rows are the manifest's images, in order: the last image (the odd-sized one) alone
+    # gives the last row (one forward pass only: Inception is slow on a CPU)
+    layers, _ = inception.load_inception(inception.bundled_weights_path(), CPU)
+    single = inception.extract([paths[2]], layers, CPU, batch_size=1, num_workers=0)
+    np.testing.assert_allclose(features[2], single[0], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(features[0], features[2], rtol=1e-2, atol=1e-2)
+    assert not np.allclose(features[1], features[2], rtol=1e-2, atol=1e-2)
+
+    assert meta["set"] == "step-10"
+    assert meta["image_sha256"] == [sha256_file(p) for p in paths]
+    assert meta["weights_sha256"] == inception.BUNDLED_SHA256
+    assert meta["weights_sha256"] == sha256_file(inception.bundled_weights_path())
+    assert meta["weights_file"] == inception.bundled_weights_path().name
+    assert meta["extractor"] == inception.EXTRACTOR_ID
+    assert meta["preprocessing"] == inception.PREPROCESSING
+    assert meta["device"] == "cpu"
+    assert not list(out.parent.glob("*.tmp*"))  # written atomically, no temp file left
+
+
+def test_inception_features_missing_weights(tmp_path: Path, checkpoint: dict[str, Path]) -> None:
+    with pytest.raises(CkptEvalError) as info:
+        inception_features(
+            checkpoint["manifest"], tmp_path / "x.npz", str(tmp_path / "no.pt"), "cpu", 2, 0
+        )
+    assert "fid.inception_weights" in info.value.fix
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_clip_model_status_available(tmp_path: Path, tiny_clip: Path, offline: None) -> None:
+    out = tmp_path / "status.json"
+    clip_model_status(str(tiny_clip), True, "cpu", out)
+    status = read_json(out)
+    assert status["available"] is True
+    assert status["reason"] is None
+    assert status["model"] == str(tiny_clip)
+    assert status["projection_dim"] == PROJECTION_DIM
+
+
+def test_clip_model_status_optional_missing(tmp_path: Path, offline: None) -> None:
+    out = tmp_path / "status.json"
+    missing = str(tmp_path / "no-such-clip")
+    clip_model_status(missing, False, "cpu", out)
+    status = read_json(out)
+    assert status["available"] is False
+    assert status["model"] == missing
+    assert status["reason"].startswith("clip.required is false")
+    assert missing in status["reason"]  # the CkptEvalError's message says which model
+
+
+def test_clip_model_status_required_missing(tmp_path: Path, offline: None) -> None:
+    out = tmp_path / "status.json"
+    with pytest.raises(CkptEvalError) as info:
+        clip_model_status("nobody/no-such-clip", True, "cpu", out)
+    assert "clip.required" in info.value.fix
+    assert not out.exists()
+
+
+def test_clip_features_unavailable(tmp_path: Path, checkpoint: dict[str, Path]) -> None:
+    status = tmp_path / "status.json"
+    write_json({"available": False, "model": "m", "reason": "no model here"}, status)
+    out = tmp_path / "clip.npz"
+    clip_features(checkpoint["manifest"], checkpoint["pairs"], status, out, "cpu", 2)
+    arrays, meta = load_features(out)
+    assert arrays == {}
+    assert meta["available"] is False
+    assert meta["reason"] == "no model here"
+    assert meta["model"] == "m"
+    manifest = read_json(checkpoint["manifest"])
+    assert meta["image_sha256"] == [image["sha256"] for image in manifest["images"]]
+    assert meta["set"] == "step-10"
+    with np.load(out, allow_pickle=False) as data:
+        assert data.files == ["meta"]
+        assert json.loads(str(data["meta"]))["available"] is False
+
+
+def test_clip_features_with_tiny_model(
+    tmp_path: Path, checkpoint: dict[str, Path], tiny_clip: Path, offline: None
+) -> None:
+    status = tmp_path / "status.json"
+    clip_model_status(str(tiny_clip), True, "cpu", status)
+    out = tmp_path / "clip.npz"
+    clip_features(checkpoint["manifest"], checkpoint["pairs"], status, out, "cpu", 2)
+    arrays, meta = load_features(out)
+
+    assert set(arrays) == {"image", "text"}
+    for key in ("image", "text"):
+        assert arrays[key].shape == (3, PROJECTION_DIM)
+        assert arrays[key].dtype == np.float32
+    manifest = read_json(checkpoint["manifest"])
+    pairs = read_json(checkpoint["pairs"])
+    net, processor, _ = clip_embed.load_clip(str(tiny_clip), CPU)
+    paths = [image["path"] for image in manifest["images"]]
+    prompts = [p["prompt"] for p in pairs["pairs"]]
+    np.testing.assert_allclose(
+        arrays["image"],
+        clip_embed.embed_images(paths, net, processor, CPU, 3),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        arrays["text"],
+        clip_embed.embed_texts(prompts, net, processor, CPU, 3),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    # rows 0 and 2 share the long prompt
+    np.testing.assert_allclose(arrays["text"][0], arrays["text"][2], rtol=1e-4, atol=1e-5)
+
+    assert meta["available"] is True and meta["reason"] is None
+    assert meta["model"] == str(tiny_clip)
+    assert meta["extractor"] == f"clip:{tiny_clip}"
+    assert meta["device"] == "cpu"
+    assert meta["image_sha256"] == [image["sha256"] for image in manifest["images"]]
+    # the long prompt once, with its untruncated token count (start and end tokens included)
+    tokens = len(processor.tokenizer.tokenize(LONG_PROMPT)) + 2
+    assert tokens > 77
+    assert meta["truncated"] == [{"prompt": LONG_PROMPT, "tokens": tokens}]

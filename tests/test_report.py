@@ -1,0 +1,395 @@
+"""Markdown and HTML reports: hostile names and prompts stay text, the HTML is self-contained."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import write_images
+from PIL import Image
+
+from ckpt_eval.config import config_hash, validate_config
+from ckpt_eval.consolidate import consolidate
+from ckpt_eval.evaluate import evaluate_checkpoint
+from ckpt_eval.manifest import build_manifest, write_json
+from ckpt_eval.provenance import provenance
+from ckpt_eval.report import _md_escape, charts, render, render_files
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+PIPE_PROMPT = f"left | right {SCRIPT}"
+BEST = f"best {IMG}"  # a checkpoint folder name may hold any of these characters on Linux
+
+EXTRA = {
+    "device": f"cpu {SCRIPT}",
+    "inception_extractor": "inception-v3",
+    "inception_weights_sha256": "7ff4a85c",
+    "preprocessing": "clean",
+    "clip": f"tiny {IMG}",
+}
+
+
+def _config(**overrides: Any) -> dict[str, Any]:
+    config = {
+        "run": "unit-run",
+        "real_images": "real",
+        "samples": {"root": "s"},
+        "prompts": "p.csv",
+        "report": {"title": f"Eval {SCRIPT}", "thumbnails": 2},
+        "clip": {"model": f"model {IMG}", "required": False},
+    }
+    config.update(overrides)
+    return validate_config(config)
+
+
+def _row(
+    name: str,
+    step: int | None,
+    fid: float,
+    clip: float | None,
+    files: list[str],
+    prompts: list[str],
+    **extra: Any,
+) -> dict[str, Any]:
+    """A per-checkpoint metrics row with every key evaluate_checkpoint writes."""
+    per_image = [
+        {"file": f, "prompt": p, "fallback": False, "clip_score": clip}
+        for f, p in zip(files, prompts, strict=True)
+    ]
+    row = {
+        "name": name,
+        "step": step,
+        "epoch": None,
+        "n_images": len(files),
+        "n_real": 50,
+        "fid": fid,
+        "kid_mean": fid / 1000,
+        "kid_std": 0.001,
+        "kid_subsets": 10,
+        "kid_subset_size": len(files),
+        "clip_available": clip is not None,
+        "clip_reason": None if clip is not None else f"no clip {SCRIPT}",
+        "clip_score_mean": clip,
+        "clip_score_std": None if clip is None else 1.0,
+        "clip_per_prompt": []
+        if clip is None
+        else [{"prompt": p, "mean": clip, "std": 0.0, "n": 1} for p in dict.fromkeys(prompts)],
+        "truncated_prompts": [],
+        "fallback_count": 0,
+        "prompts_without_image": [],
+        "skipped_images": [],
+        "image_sizes": {"48x40": len(files)},
+        "conversions": [],
+        "per_image": per_image,
+        "warnings": [],
+    }
+    row.update(extra)
+    return row
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Real PNGs and their manifests: two stepped checkpoints and one with a hostile name."""
+    root = tmp_path_factory.mktemp("samples")
+    manifests = {}
+    for index, name in enumerate(["step-100", "step-200", BEST]):
+        paths = write_images(root / name, 3, seed=20 + index)
+        if name == BEST:
+            hostile = paths[0].with_name(f"{IMG}.png")
+            paths[0].rename(hostile)
+            paths[0] = hostile
+        manifests[name] = build_manifest(name, paths, root)
+    return manifests
+
+
+def _metrics(samples: dict[str, dict[str, Any]], clip: bool = True) -> list[dict[str, Any]]:
+    def files(name: str) -> list[str]:
+        return [image["file"] for image in samples[name]["images"]]
+
+    hostile_files = files(BEST)
+    return [
+        _row("step-100", 100, 40.0, 25.0 if clip else None, files("step-100"), ["a cat"] * 3),
+        _row(
+            "step-200",
+            200,
+            30.0,
+            27.0 if clip else None,
+            files("step-200"),
+            [PIPE_PROMPT, "a | b", PIPE_PROMPT],
+            warnings=[f"warning {SCRIPT}"],
+        ),
+        _row(
+            BEST,
+            None,
+            10.0,
+            31.0 if clip else None,
+            hostile_files,
+            [SCRIPT, IMG, "x"],
+            truncated_prompts=[{"prompt": f"long {SCRIPT}", "tokens": 90}],
+            prompts_without_image=[f"{BEST}/{IMG}-missing.png"],
+            skipped_images=[{"path": f"/s/{IMG}.png", "file": "x", "reason": f"bad {SCRIPT}"}],
+            conversions=[{"note": f"RGBA {IMG}", "count": 1}],
+            fallback_count=1,
+            per_image=[
+                {"file": hostile_files[0], "prompt": "fb", "fallback": True, "clip_score": None},
+                {"file": hostile_files[1], "prompt": IMG, "fallback": False, "clip_score": None},
+                {"file": hostile_files[2], "prompt": "x", "fallback": False, "clip_score": None},
+            ],
+        ),
+    ]
+
+
+def _result(samples, clip: bool = True) -> dict[str, Any]:
+    config = _config()
+    prov = provenance(config, config_hash(config), EXTRA)  # as consolidate_files makes it
+    return consolidate(_metrics(samples, clip), config, prov)
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str, str | None]] = []  # (tag, name, value)
+        self.text: list[str] = []
+        self._stack: list[tuple[str, dict[str, str | None]]] = []
+        self.rows: list[tuple[dict[str, str | None], str]] = []  # <tr> attrs and its text
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend((tag, k, v) for k, v in attrs)
+        if tag == "tr":
+            self._stack.append(("tr", dict(attrs)))
+            self.rows.append((dict(attrs), ""))
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag):
+        if tag == "tr" and self._stack:
+            self._stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._stack:
+            attrs, text = self.rows[-1]
+            self.rows[-1] = (attrs, text + data)
+
+
+def _parse(html: str) -> _Collector:
+    parser = _Collector()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+def _md_cells(line: str) -> list[str]:
+    """Split a Markdown table row as GFM does: `\\x` is an escaped character, `|` a boundary."""
+    cells, current, i = [], "", 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line):
+            current += line[i : i + 2]
+            i += 2
+            continue
+        if line[i] == "|":
+            cells.append(current)
+            current = ""
+        else:
+            current += line[i]
+        i += 1
+    cells.append(current)
+    return [c.strip() for c in cells[1:-1]]  # outer pipes
+
+
+def _md_unescape(cell: str) -> str:
+    out = re.sub(r"\\(.)", r"\1", cell)
+    return out.replace("&lt;", "<").replace("&gt;", ">")
+
+
+def _render(samples, clip: bool = True) -> tuple[str, str, dict[str, Any]]:
+    result = _result(samples, clip)
+    pngs = charts(result)
+    files = {name: f"plots/{name}.png" for name in pngs}
+    markdown, html = render(result, _config(), samples, pngs, files)
+    return markdown, html, result
+
+
+def test_rows_have_the_keys_evaluate_checkpoint_writes(samples) -> None:
+    """The hand-made rows stand for real ones: same keys as evaluate_checkpoint's output."""
+    rng = np.random.default_rng(0)
+    manifest = samples["step-100"]
+    pairs = {
+        "pairs": [
+            {"file": i["file"], "prompt": "p", "fallback": False} for i in manifest["images"]
+        ],
+        "fallback_count": 0,
+        "prompts_without_image": [],
+    }
+    clip = {"available": True, "image": rng.normal(size=(3, 4)), "text": rng.normal(size=(3, 4))}
+    real = evaluate_checkpoint(
+        manifest, pairs, rng.normal(size=(5, 4)), rng.normal(size=(3, 4)), clip, 2, 3, 0
+    )
+    for row in _metrics(samples):
+        assert set(row) == set(real)
+
+
+def test_html_is_safe_and_self_contained(samples) -> None:
+    _, html, result = _render(samples)
+    parser = _parse(html)
+    assert "script" not in parser.tags
+    handlers = [(t, k) for t, k, _ in parser.attrs if k.startswith("on")]
+    assert handlers == []
+    # exactly the template's own images: 3 charts + 2 thumbnails for each of 3 checkpoints
+    sources = [v for t, k, v in parser.attrs if k == "src"]
+    assert all(s.startswith("data:") for s in sources), sources
+    assert len(sources) == 3 + 3 * 2
+    assert "img" in parser.tags and parser.tags.count("img") == len(sources)
+    hrefs = [v for _, k, v in parser.attrs if k == "href"]
+    assert hrefs and all(h.startswith("#") for h in hrefs)
+    # the payloads are shown as text
+    text = "".join(parser.text)
+    for payload in (SCRIPT, IMG, BEST, PIPE_PROMPT, f"Eval {SCRIPT}", f"model {IMG}"):
+        assert payload in text, payload
+    assert f"warning {SCRIPT}" in text and f"bad {SCRIPT}" in text and f"long {SCRIPT}" in text
+    assert f"RGBA {IMG}" in text and f"cpu {SCRIPT}" in text and f"tiny {IMG}" in text
+    # and as an attribute value (thumbnail alt) it stays a value, not markup
+    alts = [v for t, k, v in parser.attrs if t == "img" and k == "alt"]
+    assert f"{BEST}/{IMG}.png" in alts
+    assert result["recommendation"]["checkpoint"] == BEST
+
+
+def test_html_data_uris_decode(samples) -> None:
+    _, html, _ = _render(samples)
+    sources = [v for _, k, v in _parse(html).attrs if k == "src"]
+    pngs = [s for s in sources if s.startswith("data:image/png;base64,")]
+    jpegs = [s for s in sources if s.startswith("data:image/jpeg;base64,")]
+    assert len(pngs) == 3 and len(jpegs) == 6
+    for uri in pngs:
+        assert base64.b64decode(uri.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    for uri in jpegs:
+        with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as image:
+            assert image.format == "JPEG"
+            assert image.size == (48, 40)  # smaller than 128: thumbnail() keeps the size
+
+
+def test_thumbnail_count_follows_config(samples) -> None:
+    result = _result(samples)
+    for n, expected in ((0, 0), (1, 3), (10, 9)):  # 3 images per checkpoint at most
+        config = _config(report={"thumbnails": n})
+        _, html = render(result, config, samples, {}, {})
+        sources = [v for _, k, v in _parse(html).attrs if k == "src"]
+        assert len(sources) == expected
+
+
+def test_recommended_row_is_marked(samples) -> None:
+    markdown, html, result = _render(samples)
+    assert result["recommendation"]["checkpoint"] == BEST
+    marked = [(attrs, text) for attrs, text in _parse(html).rows if attrs.get("class")]
+    assert len(marked) == 1
+    attrs, text = marked[0]
+    assert attrs["class"] == "recommended"
+    assert BEST in text and "★" in text
+    # Markdown: exactly one results row carries the mark, the one of the recommended checkpoint
+    rows = [
+        line for line in markdown.splitlines() if line.startswith("| ") and "(recommended)" in line
+    ]
+    assert len(rows) == 1
+    cells = _md_cells(rows[0])
+    assert _md_unescape(cells[1]) == f"**{BEST}** (recommended)"
+    assert f"### {_md_escape(BEST)} (recommended)" in markdown
+
+
+def test_markdown_escapes_cells(samples) -> None:
+    markdown, _, _ = _render(samples)
+    assert "<" not in markdown.replace("<!--", "")  # no raw markup at all
+    assert _md_escape(SCRIPT) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert _md_escape("a | b") == "a \\| b"
+    assert _md_escape("a\\|b") == "a\\\\\\|b"
+    lines = markdown.splitlines()
+    tables: list[list[list[str]]] = []
+    for i, line in enumerate(lines):
+        if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):
+            tables.append([])
+        if line.startswith("|"):
+            tables[-1].append(_md_cells(line))
+    # results table + the per-prompt tables of the 3 checkpoints
+    assert len(tables) == 4
+    for table in tables:
+        widths = {len(cells) for cells in table}
+        assert len(widths) == 1, table  # no cell split by a pipe in its content
+    results = tables[0]
+    assert [
+        _md_unescape(r[1]).replace("**", "").replace(" (recommended)", "") for r in results[2:]
+    ] == [
+        "step-100",
+        "step-200",
+        BEST,
+    ]
+    prompts = {_md_unescape(r[0]) for t in tables[1:] for r in t[2:]}
+    assert prompts == {"a cat", PIPE_PROMPT, "a | b", SCRIPT, IMG, "x"}
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_clip_notice_iff_not_computed(samples, clip: bool) -> None:
+    markdown, html, result = _render(samples, clip)
+    assert result["clip"]["computed"] is clip
+    text = "".join(_parse(html).text)
+    notice = "CLIP score was not computed"
+    assert (notice in markdown) is not clip
+    assert (notice in text) is not clip
+    if not clip:
+        assert f"no clip {SCRIPT}" in text  # the reason, as text
+        assert _md_escape(f"no clip {SCRIPT}") in markdown
+        assert "| Prompt |" not in markdown  # no per-prompt CLIP tables without CLIP
+
+
+def test_charts_skip_metrics_without_values(samples) -> None:
+    assert set(charts(_result(samples, clip=True))) == {"fid", "kid", "clip"}
+    assert set(charts(_result(samples, clip=False))) == {"fid", "kid"}
+
+
+def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
+    result = _result(samples)
+    result_path = tmp_path / "consolidated_results.json"
+    write_json(result, result_path)
+    manifest_paths = []
+    for index, manifest in enumerate(samples.values()):
+        path = tmp_path / f"manifest_{index}.json"
+        write_json(manifest, path)
+        manifest_paths.append(str(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    render_files(
+        str(result_path),
+        manifest_paths,
+        _config(),
+        str(out / "report.md"),
+        str(out / "report.html"),
+        str(out / "plots"),
+    )
+    for name in ("fid", "kid", "clip"):
+        png = (out / "plots" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert sorted(p.name for p in (out / "plots").iterdir()) == ["clip.png", "fid.png", "kid.png"]
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    for name in ("fid", "kid", "clip"):
+        assert f"]({'plots'}/{name}.png)" in markdown
+    html = (out / "report.html").read_text(encoding="utf-8")
+    parser = _parse(html)
+    sources = [v for _, k, v in parser.attrs if k == "src"]
+    assert len(sources) == 3 + 6 and all(s.startswith("data:") for s in sources)
+    assert "script" not in parser.tags
+    # the same as render() on the in-memory objects
+    expected_md, expected_html = render(
+        result,
+        _config(),
+        samples,
+        charts(result),
+        {n: f"plots/{n}.png" for n in ("fid", "kid", "clip")},
+    )
+    assert markdown == expected_md and html == expected_html
