@@ -6,7 +6,10 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ckpt_eval.ranking import clip_band, fid_band, recommend, score_checkpoints
+from ckpt_eval.significance import compare, tiers
 from ckpt_eval.steps import parse_position
 
 CSV_COLUMNS = [
@@ -21,13 +24,85 @@ CSV_COLUMNS = [
     "clip_score_mean",
     "clip_score_std",
     "score",
+    "tier",
+    "fid_ci_low",
+    "fid_ci_high",
+    "kid_ci_low",
+    "kid_ci_high",
+    "clip_ci_low",
+    "clip_ci_high",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "memorization_share",
+    "fid_infinity",
     "fid_band",
     "clip_band",
 ]
 
 
+def comparisons(
+    rows: list[dict[str, Any]],
+    replicates: dict[str, dict[str, np.ndarray]],
+    used: dict[str, Any],
+    settings: dict[str, Any],
+) -> list[list[str]] | None:
+    """Add each row's differences to the top-ranked, the best-FID and the previous checkpoint.
+
+    Returns the significance tiers on the ranking's metrics, or None when some ranked checkpoint
+    has no replicates (too few images), in which case the margin rule decides.
+    """
+    level = settings["bootstrap"]["level"]
+    shown = ["fid", "kid"] + (["clip"] if used["clip_used"] else [])
+    ranking_metrics = ["fid"] + (["clip"] if used["clip_used"] else [])
+    by_name = {r["name"]: r for r in rows}
+    cache: dict[tuple[str, str], Any] = {}
+
+    def comparison(a: str, b: str) -> dict[str, Any] | None:
+        if (a, b) not in cache:
+            cache[(a, b)] = compare(
+                by_name[a],
+                by_name[b],
+                replicates,
+                shown,
+                settings["bootstrap"]["resamples"],
+                level,
+                settings["seed"],
+            )
+        return cache[(a, b)]
+
+    ranked = sorted((r for r in rows if r["rank"] is not None), key=lambda r: r["rank"])
+    with_fid = [r for r in rows if r.get("fid") is not None]
+    best_fid = min(with_fid, key=lambda r: r["fid"]) if with_fid else None
+    previous = None
+    for row in rows:
+        has_fid = row.get("fid") is not None
+        top = ranked[0] if ranked else None
+        row["vs_top"] = comparison(row["name"], top["name"]) if has_fid and row is not top else None
+        row["vs_best_fid"] = (
+            comparison(row["name"], best_fid["name"]) if has_fid and row is not best_fid else None
+        )
+        row["vs_previous"] = (
+            comparison(row["name"], previous["name"]) if has_fid and previous else None
+        )
+        if has_fid:
+            previous = row
+    if not ranked or any(r["name"] not in replicates for r in ranked):
+        return None
+
+    def on_ranking_metrics(a: str, b: str) -> dict[str, Any] | None:
+        full = comparison(a, b)
+        return None if full is None else {m: full[m] for m in ranking_metrics}
+
+    return tiers([r["name"] for r in ranked], on_ranking_metrics)
+
+
 def consolidate(
-    metrics: list[dict[str, Any]], config: dict[str, Any], provenance: dict[str, Any]
+    metrics: list[dict[str, Any]],
+    config: dict[str, Any],
+    provenance: dict[str, Any],
+    replicates: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     rows = sorted(
         (dict(m) for m in metrics), key=lambda r: (parse_position(r["name"]).sort_key, r["name"])
@@ -36,8 +111,20 @@ def consolidate(
     for row in rows:
         row["fid_band"] = fid_band(row.get("fid"), config["report"]["fid_bands"])
         row["clip_band"] = clip_band(row.get("clip_score_mean"), config["report"]["clip_bands"])
+    groups = comparisons(rows, replicates or {}, used, config)
+    level = config["bootstrap"]["level"]
+    for number, group in enumerate(groups or [], 1):
+        for name in group:
+            next(r for r in rows if r["name"] == name)["tier"] = number
+    for row in rows:
+        row.setdefault("tier", None)
     recommendation = recommend(
-        rows, config["ranking"]["margin"], config["ranking"]["overfit_share"], used
+        rows,
+        config["ranking"]["margin"],
+        config["ranking"]["overfit_share"],
+        used,
+        groups,
+        level,
     )
     clip_reasons = sorted(
         {r["clip_reason"] for r in rows if not r["clip_available"] and r.get("clip_reason")}
@@ -46,6 +133,11 @@ def consolidate(
         "run": config["run"],
         "checkpoints": rows,
         "ranking": {"weights_used": used, "margin": config["ranking"]["margin"]},
+        "significance": {
+            "level": level,
+            "resamples": config["bootstrap"]["resamples"],
+            "tiers": groups,
+        },
         "recommendation": recommendation,
         "clip": {
             "model": config["clip"]["model"],
@@ -56,16 +148,31 @@ def consolidate(
     }
 
 
+def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One checkpoint as the CSV's columns: nested intervals and analyses as plain numbers."""
+    flat = dict(row)
+    for metric in ("fid", "kid", "clip"):
+        ci = row.get(f"{metric}_ci") or {}
+        flat[f"{metric}_ci_low"], flat[f"{metric}_ci_high"] = ci.get("low"), ci.get("high")
+    flat.update(row.get("prdc") or {})
+    flat["memorization_share"] = ((row.get("memorization") or {}).get("inception") or {}).get(
+        "share_flagged"
+    )
+    flat["fid_infinity"] = (row.get("fid_infinity") or {}).get("value")
+    return flat
+
+
 def write_csv(result: dict[str, Any], path: str | Path) -> None:
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for row in result["checkpoints"]:
+        for row in map(flat_row, result["checkpoints"]):
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
 
 
 def consolidate_files(
     metric_paths: list[str],
+    replicate_paths: list[str],
     inception_real: str,
     clip_status: str,
     config: dict[str, Any],
@@ -95,6 +202,12 @@ def consolidate_files(
             "clip": clip_text,
         },
     )
-    result = consolidate([read_json(p) for p in metric_paths], config, prov)
+    metrics = [read_json(p) for p in metric_paths]
+    replicates = {}
+    for row, path in zip(metrics, replicate_paths, strict=True):
+        arrays, _ = load_features(path)
+        if arrays:
+            replicates[row["name"]] = arrays
+    result = consolidate(metrics, config, prov, replicates)
     write_json(result, out_json)
     write_csv(result, out_csv)

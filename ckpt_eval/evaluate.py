@@ -7,11 +7,17 @@ from typing import Any
 
 import numpy as np
 
+from ckpt_eval import bootstrap
 from ckpt_eval.clip_score import clip_scores, per_prompt, summarise
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.featurefile import check_matches, load_features
 from ckpt_eval.fid import fid_from_features
+from ckpt_eval.fid_infinity import fid_infinity
 from ckpt_eval.inception import DIM
 from ckpt_eval.kid import kid
+from ckpt_eval.manifest import read_json
+from ckpt_eval.memorization import memorization
+from ckpt_eval.prdc import prdc
 from ckpt_eval.steps import parse_position
 
 
@@ -104,16 +110,160 @@ def evaluate_checkpoint(
     return result
 
 
-def checkpoint_metrics(
-    inputs: Any, kid_subsets: int, kid_subset_size: int, seed: int
+ANALYSIS_KEYS = ("kid", "seed", "bootstrap", "prdc", "memorization", "fid_infinity")
+# what checkpoint_metrics adds to evaluate_checkpoint's result
+ANALYSIS_FIELDS = ("fid_ci", "kid_ci", "clip_ci", "prdc", "fid_infinity", "memorization")
+
+
+def analysis_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a validated config that the metrics jobs use (their Snakemake params)."""
+    return {key: config[key] for key in ANALYSIS_KEYS}
+
+
+def uncertainty(
+    result: dict[str, Any],
+    real: np.ndarray,
+    fake: np.ndarray,
+    clip_per_image: np.ndarray | None,
+    settings: dict[str, Any],
+) -> dict[str, np.ndarray]:
+    """Add bootstrap intervals to `result`; return the replicates for the comparisons."""
+    boot = settings["bootstrap"]
+    if len(fake) < bootstrap.MIN_IMAGES:
+        result.update(fid_ci=None, kid_ci=None, clip_ci=None)
+        result["warnings"].append(
+            f"No confidence intervals: {len(fake)} images, the bootstrap needs at least "
+            f"{bootstrap.MIN_IMAGES}; this checkpoint cannot be tested against the others."
+        )
+        return {}
+    reps = bootstrap.checkpoint_replicates(
+        result["name"], real, fake, clip_per_image, boot["resamples"], settings["seed"]
+    )
+    points = {"fid": result["fid"], "kid": result["kid_mean"], "clip": result["clip_score_mean"]}
+    for metric, values in reps.items():
+        interval = bootstrap.shifted_interval(points[metric], values, boot["level"])
+        result[f"{metric}_ci"] = interval.as_dict()
+    result.setdefault("clip_ci", None)
+    return reps
+
+
+def fidelity_diversity(
+    result: dict[str, Any], real: np.ndarray, fake: np.ndarray, settings: dict[str, Any]
+) -> None:
+    k = settings["prdc"]["k"]
+    if min(len(fake), len(real)) <= k:
+        result["prdc"] = None
+        result["warnings"].append(
+            f"Precision/recall/density/coverage need more than k={k} images in both sets."
+        )
+        return
+    r = prdc(real, fake, k, max_real=settings["prdc"]["max_real"], seed=settings["seed"])
+    result["prdc"] = {
+        "precision": r.precision,
+        "recall": r.recall,
+        "density": r.density,
+        "coverage": r.coverage,
+        "k": r.k,
+        "n_real": r.n_real,
+        "n_real_total": r.n_real_total,
+        "real_subsample_seed": r.real_subsample_seed,
+    }
+
+
+def nearest_real_images(
+    fake: np.ndarray,
+    real: np.ndarray,
+    threshold: float,
+    pairs: int,
+    sample_images: list[dict[str, Any]],
+    real_images: list[dict[str, Any]],
 ) -> dict[str, Any]:
+    """The memorization screen in one feature space, with the closest pairs as files."""
+    m = memorization(fake, real, threshold, pairs)
+    return {
+        "threshold": m.threshold,
+        "n_flagged": m.n_flagged,
+        "share_flagged": m.share_flagged,
+        "max_similarity": float(m.nearest_similarity.max()),
+        "median_similarity": float(np.median(m.nearest_similarity)),
+        "pairs": [
+            {
+                "sample": sample_images[p.sample]["file"],
+                "sample_path": sample_images[p.sample]["path"],
+                "real": real_images[p.real]["file"],
+                "real_path": real_images[p.real]["path"],
+                "similarity": p.similarity,
+            }
+            for p in m.top_pairs
+        ],
+    }
+
+
+def memorization_screen(
+    result: dict[str, Any],
+    spaces: dict[str, tuple[np.ndarray, np.ndarray]],
+    manifest: dict[str, Any],
+    real_manifest: dict[str, Any],
+    settings: dict[str, Any],
+) -> None:
+    """Nearest real image per sample in each feature space given as (fake, real)."""
+    cfg = settings["memorization"]
+    thresholds = {"inception": cfg["threshold"], "clip": cfg["clip_threshold"]}
+    found = {
+        space: nearest_real_images(
+            fake,
+            real,
+            thresholds[space],
+            cfg["pairs"],
+            manifest["images"],
+            real_manifest["images"],
+        )
+        for space, (fake, real) in spaces.items()
+    }
+    flagged = [s for s, f in found.items() if f["share_flagged"] > cfg["flag_share"]]
+    result["memorization"] = {**found, "flag_share": cfg["flag_share"], "flagged": flagged}
+    for space in flagged:
+        f = found[space]
+        result["warnings"].append(
+            f"Possible memorization: {100 * f['share_flagged']:.0f}% of the samples have a real "
+            f"image with {space} cosine similarity >= {f['threshold']} (more than "
+            f"{100 * cfg['flag_share']:.0f}%); see the closest pairs."
+        )
+
+
+def extrapolated_fid(
+    result: dict[str, Any], real: np.ndarray, fake: np.ndarray, settings: dict[str, Any]
+) -> None:
+    cfg = settings["fid_infinity"]
+    result["fid_infinity"] = None
+    if not cfg["enabled"]:
+        return
+    if len(fake) < cfg["min_images"]:
+        result["warnings"].append(
+            f"FID-infinity not computed: {len(fake)} images, fid_infinity.min_images is "
+            f"{cfg['min_images']}."
+        )
+        return
+    real64 = np.asarray(real, np.float64)
+    r = fid_infinity(
+        real64.mean(axis=0),
+        np.cov(real64, rowvar=False),
+        fake,
+        cfg["points"],
+        cfg["min_fraction"],
+        settings["seed"],
+        result["name"],
+    )
+    result["fid_infinity"] = {"value": r.value, "slope": r.slope, "sizes": r.sizes, "fids": r.fids}
+
+
+def checkpoint_metrics(inputs: Any, settings: dict[str, Any]) -> tuple[dict[str, Any], dict]:
     """Load and check the cached files of one checkpoint, then evaluate it.
 
-    `inputs` has manifest, pairs, real, fake and clip paths (the Snakemake rule's input).
+    `inputs` has manifest, real_manifest, pairs, real, fake, clip and real_clip paths (the
+    Snakemake rule's input); `settings` is `analysis_settings(config)`. Returns the metrics and
+    the bootstrap replicates (saved beside them for the pairwise comparisons).
     """
-    from ckpt_eval.featurefile import check_matches, load_features
-    from ckpt_eval.manifest import read_json
-
     manifest = read_json(inputs.manifest)
     real_manifest = read_json(inputs.real_manifest)
     real, real_meta = load_features(inputs.real)
@@ -128,19 +278,38 @@ def checkpoint_metrics(
         )
     clip_arrays, clip_meta = load_features(inputs.clip)
     check_matches(clip_meta, manifest, inputs.clip)
+    real_clip, real_clip_meta = load_features(inputs.real_clip)
+    check_matches(real_clip_meta, real_manifest, inputs.real_clip)
     clip = {
         "available": clip_meta["available"],
         "reason": clip_meta.get("reason"),
         "truncated": clip_meta.get("truncated", []),
         **clip_arrays,
     }
-    return evaluate_checkpoint(
+    result = evaluate_checkpoint(
         manifest,
         read_json(inputs.pairs),
         real["inception"],
         fake["inception"],
         clip,
-        kid_subsets,
-        kid_subset_size,
-        seed,
+        settings["kid"]["subsets"],
+        settings["kid"]["subset_size"],
+        settings["seed"],
     )
+    replicates: dict[str, np.ndarray] = {}
+    if result["fid"] is not None:
+        scores = (
+            np.array([row["clip_score"] for row in result["per_image"]])
+            if clip["available"]
+            else None
+        )
+        replicates = uncertainty(result, real["inception"], fake["inception"], scores, settings)
+        fidelity_diversity(result, real["inception"], fake["inception"], settings)
+        extrapolated_fid(result, real["inception"], fake["inception"], settings)
+    else:
+        result.update(fid_ci=None, kid_ci=None, clip_ci=None, prdc=None, fid_infinity=None)
+    spaces = {"inception": (fake["inception"], real["inception"])}
+    if clip["available"] and "image" in real_clip:
+        spaces["clip"] = (clip_arrays["image"], real_clip["image"])
+    memorization_screen(result, spaces, manifest, real_manifest, settings)
+    return result, replicates

@@ -61,34 +61,47 @@ def clip_model_status(model: str, required: bool, device_name: str, out: str | P
 
 def clip_features(
     manifest_path: str | Path,
-    pairs_path: str | Path,
+    pairs_path: str | Path | None,
     status_path: str | Path,
     out: str | Path,
     device_name: str,
     batch_size: int,
+    enabled: bool = True,
 ) -> None:
+    """CLIP image embeddings of a set, and its prompts' text embeddings when it has pairs.
+
+    The real set has no prompts (pairs_path None): its image embeddings serve the memorization
+    screen only, which `memorization.clip: false` turns off (enabled=False) to save the time.
+    """
     manifest = read_json(manifest_path)
-    pairs = read_json(pairs_path)
     status = read_json(status_path)
     meta: dict[str, Any] = {
         "set": manifest["name"],
         "image_sha256": [image["sha256"] for image in manifest["images"]],
         **{k: status.get(k) for k in ("available", "reason", "model", "revision")},
     }
-    if not status["available"]:
+    if status["available"] and not enabled:
+        meta.update(available=False, reason="memorization.clip is false")
+    if not meta["available"]:
         save_features(out, {}, meta)
         return
     device = resolve_device(device_name)
     net, processor, _ = clip_embed.load_clip(status["model"], device)
-    prompts = [p["prompt"] for p in pairs["pairs"]]
-    paths = [image["path"] for image in manifest["images"]]
-    counts = clip_embed.token_counts(processor, prompts)
-    truncated = sorted(
-        {(p, c) for p, c in zip(prompts, counts, strict=True) if c > clip_embed.MAX_TOKENS}
-    )
-    meta["truncated"] = [{"prompt": p, "tokens": c} for p, c in truncated]
     meta["device"] = str(device)
     meta["extractor"] = f"clip:{status['model']}"
-    images = clip_embed.embed_images(paths, net, processor, device, batch_size)
-    texts = clip_embed.embed_texts(prompts, net, processor, device, batch_size)
-    save_features(out, {"image": images.astype(np.float32), "text": texts.astype(np.float32)}, meta)
+    paths = [image["path"] for image in manifest["images"]]
+    arrays = {
+        "image": clip_embed.embed_images(paths, net, processor, device, batch_size).astype(
+            np.float32
+        )
+    }
+    if pairs_path is not None:
+        prompts = [p["prompt"] for p in read_json(pairs_path)["pairs"]]
+        counts = clip_embed.token_counts(processor, prompts)
+        truncated = sorted(
+            {(p, c) for p, c in zip(prompts, counts, strict=True) if c > clip_embed.MAX_TOKENS}
+        )
+        meta["truncated"] = [{"prompt": p, "tokens": c} for p, c in truncated]
+        texts = clip_embed.embed_texts(prompts, net, processor, device, batch_size)
+        arrays["text"] = texts.astype(np.float32)
+    save_features(out, arrays, meta)

@@ -19,16 +19,34 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), np.cov(x, rowvar=False)
 
 
+def _significant(values: np.ndarray) -> np.ndarray:
+    """A PSD matrix's eigenvalues with rounding noise set to zero.
+
+    Rank-deficient covariances (N < 2048) leave eigenvalues that are zero in exact arithmetic
+    but come out as noise of size ~ n * eps * largest; their square roots (~1e-7 of the largest
+    one's) would add a bias of that size. Below that level they are taken as zero, the tolerance
+    numpy's matrix_rank uses.
+    """
+    if values.size == 0:
+        return values
+    noise = values.max() * len(values) * np.finfo(np.float64).eps
+    return np.where(values > noise, values, 0.0)
+
+
+def sqrt_eigen_sum(matrix: np.ndarray) -> float:
+    """tr sqrt(M) of a symmetric PSD matrix: the sum of the square roots of its eigenvalues."""
+    return float(np.sqrt(_significant(np.linalg.eigvalsh((matrix + matrix.T) / 2.0))).sum())
+
+
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     values, vectors = np.linalg.eigh((matrix + matrix.T) / 2.0)
-    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    return (vectors * np.sqrt(_significant(values))) @ vectors.T
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr sqrt(S1 S2) = tr sqrt(sqrt(S1) S2 sqrt(S1)), whose argument is symmetric PSD."""
     root = _psd_sqrt(np.asarray(sigma1, np.float64))
-    middle = root @ np.asarray(sigma2, np.float64) @ root
-    values = np.linalg.eigvalsh((middle + middle.T) / 2.0)
-    return float(np.sqrt(np.clip(values, 0.0, None)).sum())
+    return sqrt_eigen_sum(root @ np.asarray(sigma2, np.float64) @ root)
 
 
 def frechet_distance(

@@ -19,6 +19,13 @@ def _x(rows: list[dict[str, Any]]) -> tuple[list[float], str]:
     return list(range(1, len(rows) + 1)), "checkpoint (in order)"
 
 
+def _error_bar(value: float, err: Any) -> tuple[float, float]:
+    """(below, above) the value: an interval's ends, a symmetric error, or none."""
+    if isinstance(err, dict):
+        return max(value - err["low"], 0.0), max(err["high"] - value, 0.0)
+    return (err or 0.0, err or 0.0)
+
+
 def metric_chart(
     rows: list[dict[str, Any]],
     key: str,
@@ -27,13 +34,19 @@ def metric_chart(
     err_key: str | None = None,
     highlight: str | None = None,
 ) -> bytes | None:
-    """One metric against step; the recommended checkpoint is ringed. None if nothing to plot."""
+    """One metric against step; the recommended checkpoint is ringed. None if nothing to plot.
+
+    `err_key` names either a symmetric error (a number, e.g. a std) or an interval (a dict with
+    `low` and `high`, e.g. a bootstrap interval), drawn as asymmetric error bars.
+    """
     points = [r for r in rows if r.get(key) is not None]
     if not points:
         return None
     xs, xlabel = _x(points)
     ys = [r[key] for r in points]
-    errs = [r.get(err_key) or 0.0 for r in points] if err_key else None
+    errs = [_error_bar(r[key], r.get(err_key)) for r in points] if err_key else None
+    if errs is not None:
+        errs = [[e[0] for e in errs], [e[1] for e in errs]]
     fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=100)
     ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color="#2563eb")
     for x, y, r in zip(xs, ys, points, strict=True):

@@ -10,15 +10,21 @@ from typing import Any
 import jinja2
 from PIL import Image
 
+from ckpt_eval.consolidate import flat_row
 from ckpt_eval.images import load_rgb
+from ckpt_eval.methodology import insights, methodology
 from ckpt_eval.plots import metric_chart
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "workflow" / "templates"
 
+# (file name, key in a checkpoint's row, label, which way is better, error bars: interval key)
 CHARTS = [
-    ("fid", "fid", "FID", "lower", None),
-    ("kid", "kid_mean", "KID", "lower", "kid_std"),
-    ("clip", "clip_score_mean", "CLIP score", "higher", "clip_score_std"),
+    ("fid", "fid", "FID", "lower", "fid_ci"),
+    ("kid", "kid_mean", "KID", "lower", "kid_ci"),
+    ("clip", "clip_score_mean", "CLIP score", "higher", "clip_ci"),
+    ("precision", "precision", "Precision", "higher", None),
+    ("recall", "recall", "Recall", "higher", None),
+    ("memorization", "memorization_share", "Share of near copies", "lower", None),
 ]
 
 
@@ -31,7 +37,7 @@ def thumbnail_uri(path: str | Path, size: int = 128) -> str:
 
 
 def charts(result: dict[str, Any]) -> dict[str, bytes]:
-    rows = result["checkpoints"]
+    rows = [flat_row(r) for r in result["checkpoints"]]
     chosen = result["recommendation"]["checkpoint"]
     out = {}
     for name, key, label, better, err in CHARTS:
@@ -56,6 +62,23 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _with_ci(value: Any, ci: dict[str, float] | None, digits: int = 2) -> str:
+    """`value [low, high]`, or just the value when there is no interval."""
+    text = _fmt(value, digits)
+    if ci and value is not None:
+        text += f" [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
+    return text
+
+
+def _difference(comparison: dict[str, Any] | None, digits: int = 2) -> str:
+    """A difference with its interval, starred when significant."""
+    if not comparison:
+        return "–"
+    text = f"{comparison['difference']:+.{digits}f} [{comparison['low']:+.{digits}f}, "
+    text += f"{comparison['high']:+.{digits}f}]"
+    return text + (" *" if comparison["significant"] else "")
+
+
 def _environment(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -66,6 +89,8 @@ def _environment(autoescape: bool) -> jinja2.Environment:
     )
     env.filters["fmt"] = _fmt
     env.filters["md"] = _md_escape
+    env.filters["ci"] = _with_ci
+    env.filters["diff"] = _difference
     return env
 
 
@@ -85,6 +110,19 @@ def render(
         ]
         for name, manifest in manifests.items()
     }
+    # the closest sample/real pairs side by side: the evidence a person checks by eye
+    pairs = {
+        row["name"]: [
+            {
+                **p,
+                "sample_uri": thumbnail_uri(p["sample_path"]),
+                "real_uri": thumbnail_uri(p["real_path"]),
+            }
+            for p in row["memorization"]["inception"]["pairs"]
+        ]
+        for row in result["checkpoints"]
+        if row.get("memorization")
+    }
     context = {
         "result": result,
         "config": config,
@@ -96,6 +134,10 @@ def render(
         },
         "chart_files": {k: chart_files[k] for k in pngs if k in chart_files},
         "thumbs": thumbs,
+        "pairs": pairs,
+        "methodology": methodology(config, result),
+        "insights": insights(config, result),
+        "tiers": result.get("significance", {}).get("tiers"),
     }
     markdown = _environment(False).get_template("report.md.j2").render(**context)
     html = _environment(True).get_template("report.html.j2").render(**context)

@@ -1,4 +1,4 @@
-"""CLIP image and prompt embeddings of one checkpoint."""
+"""CLIP image embeddings of one set, and prompt embeddings of a checkpoint."""
 
 from ckpt_eval.cli import run_job
 from ckpt_eval.features import clip_features
@@ -7,11 +7,12 @@ from ckpt_eval.features import clip_features
 def main(smk) -> None:
     clip_features(
         smk.input.manifest,
-        smk.input.pairs,
+        smk.input.get("pairs"),
         smk.input.status,
         smk.output[0],
         smk.params.device,
         smk.params.batch_size,
+        smk.params.get("enabled", True),
     )
 
 

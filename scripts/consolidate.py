@@ -7,6 +7,7 @@ from ckpt_eval.consolidate import consolidate_files
 def main(smk) -> None:
     consolidate_files(
         smk.input.metrics,
+        smk.input.replicates,
         smk.input.inception_real,
         smk.input.clip_status,
         smk.config,

@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ckpt_eval.config import validate_config
@@ -27,6 +28,19 @@ EXPECTED_COLUMNS = [
     "clip_score_mean",
     "clip_score_std",
     "score",
+    "tier",
+    "fid_ci_low",
+    "fid_ci_high",
+    "kid_ci_low",
+    "kid_ci_high",
+    "clip_ci_low",
+    "clip_ci_high",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "memorization_share",
+    "fid_infinity",
     "fid_band",
     "clip_band",
 ]
@@ -240,3 +254,71 @@ def test_write_csv_keeps_zero_values(tmp_path: Path) -> None:
     assert line["score"] == "0.0"
     assert line["rank"] == "1"
     assert line["fid"] == ""
+
+
+# ---------------------------------------------------------------- significance
+
+
+def _replicates(rng: np.random.Generator, fid: float, spread: float) -> dict[str, np.ndarray]:
+    return {
+        "fid": rng.normal(fid, spread, 1000),
+        "kid": rng.normal(fid / 1000.0, spread / 1000.0, 1000),
+    }
+
+
+def _with_interval(metric: dict[str, Any]) -> dict[str, Any]:
+    metric = dict(metric, fid_ci={"low": 0.0, "high": 1.0, "level": 0.95, "bias": 0.0})
+    return metric
+
+
+def test_recommendation_is_the_earliest_of_the_first_tier() -> None:
+    """step-300 has the best FID, but step-200 cannot be told apart from it (spread 2 vs a gap of
+    1): step-200 is recommended. step-100 and step-400 are clearly worse."""
+    rng = np.random.default_rng(0)
+    fids = {"step-100": 40.0, "step-200": 21.0, "step-300": 20.0, "step-400": 35.0}
+    metrics = [_with_interval(_metric(n, int(n[5:]), f, None)) for n, f in fids.items()]
+    replicates = {n: _replicates(rng, f, 2.0) for n, f in fids.items()}
+    result = consolidate(metrics, _config(), PROVENANCE, replicates)
+    tiers = result["significance"]["tiers"]
+    assert tiers[0] == ["step-300", "step-200"]
+    rec = result["recommendation"]
+    assert rec["checkpoint"] == "step-200" and rec["method"] == "significance"
+    assert "step-200 cannot be told apart from it in FID at 95% confidence" in rec["reasons"][1]
+    rows = {r["name"]: r for r in result["checkpoints"]}
+    assert rows["step-200"]["tier"] == 1 and rows["step-100"]["tier"] > 1
+    assert rows["step-300"]["vs_top"] is None
+    assert not rows["step-200"]["vs_top"]["fid"]["significant"]
+    assert rows["step-400"]["vs_previous"]["fid"]["significant"]  # 35 vs 20
+    assert rows["step-400"]["vs_previous"]["fid"]["better"] == "step-300"
+    # step-400 is worse than the best FID by more than 10% and significantly: overfitting
+    assert rec["overfitting"]["flagged"]
+    assert rec["overfitting"]["worse_after"][0]["significant"] is True
+
+
+def test_a_gap_within_noise_is_not_overfitting() -> None:
+    """FID 20 -> 23 is more than 10% worse, but with a spread of 5 it is not significant."""
+    rng = np.random.default_rng(1)
+    fids = {"step-100": 20.0, "step-200": 23.0}
+    metrics = [_with_interval(_metric(n, int(n[5:]), f, None)) for n, f in fids.items()]
+    replicates = {n: _replicates(rng, f, 5.0) for n, f in fids.items()}
+    result = consolidate(metrics, _config(), PROVENANCE, replicates)
+    assert result["recommendation"]["overfitting"]["flagged"] is False
+    assert result["significance"]["tiers"] == [["step-100", "step-200"]]
+
+
+def test_memorization_after_the_best_checkpoint_is_overfitting() -> None:
+    rng = np.random.default_rng(2)
+    fids = {"step-100": 20.0, "step-200": 20.5}
+    metrics = [_with_interval(_metric(n, int(n[5:]), f, None)) for n, f in fids.items()]
+    metrics[1]["memorization"] = {"inception": {"share_flagged": 0.3}, "flagged": ["inception"]}
+    replicates = {n: _replicates(rng, f, 3.0) for n, f in fids.items()}
+    rec = consolidate(metrics, _config(), PROVENANCE, replicates)["recommendation"]
+    assert rec["overfitting"]["flagged"] and rec["overfitting"]["worse_after"] == []
+    assert rec["overfitting"]["memorized_after"][0]["checkpoint"] == "step-200"
+    assert "memorization screen flags step-200 (30% near copies)" in rec["overfitting"]["text"]
+
+
+def test_without_replicates_the_margin_rule_decides() -> None:
+    result = consolidate(_metrics_with_clip(), _config(), PROVENANCE, {})
+    assert result["significance"]["tiers"] is None
+    assert result["recommendation"]["method"] == "margin"

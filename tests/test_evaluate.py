@@ -12,8 +12,15 @@ import pytest
 from cleanfid.fid import frechet_distance as cleanfid_frechet
 
 from ckpt_eval.clip_score import clip_scores
+from ckpt_eval.config import validate_config
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.evaluate import checkpoint_metrics, evaluate_checkpoint, small_n_warning
+from ckpt_eval.evaluate import (
+    ANALYSIS_FIELDS,
+    analysis_settings,
+    checkpoint_metrics,
+    evaluate_checkpoint,
+    small_n_warning,
+)
 from ckpt_eval.featurefile import save_features
 from ckpt_eval.fid import fid_from_features
 from ckpt_eval.manifest import write_json
@@ -286,6 +293,7 @@ def _write_inputs(
         real=str(tmp_path / "real.npz"),
         fake=str(tmp_path / "fake.npz"),
         clip=str(tmp_path / "clip.npz"),
+        real_clip=str(tmp_path / "real_clip.npz"),
     )
     write_json(manifest, paths.manifest)
     write_json(real_manifest, paths.real_manifest)
@@ -309,26 +317,54 @@ def _write_inputs(
         "model": "tiny",
         "revision": None,
     }
+    real_clip_meta = {
+        **clip_meta,
+        "set": "real",
+        "image_sha256": meta(real_manifest, "")["image_sha256"],
+    }
     if clip_available:
         clip_meta["truncated"] = [{"prompt": "c", "tokens": 80}]
         save_features(paths.clip, {"image": image, "text": text}, clip_meta)
+        real_image = rng.normal(size=(25, 6)).astype(np.float32)
+        save_features(paths.real_clip, {"image": real_image}, real_clip_meta)
     else:
+        real_image = None
         save_features(paths.clip, {}, clip_meta)
+        save_features(paths.real_clip, {}, real_clip_meta)
     data = {
         "real": real,
         "fake": fake,
         "image": image,
         "text": text,
         "manifest": manifest,
+        "real_manifest": real_manifest,
         "pairs": pairs,
+        "real_image": real_image,
     }
     return paths, data
+
+
+def _settings(seed: int = 1, **overrides: Any) -> dict[str, Any]:
+    """analysis_settings of a validated config: kid 4 subsets of 6 images, the given seed."""
+    config = {
+        "run": "t",
+        "real_images": "r",
+        "samples": {"root": "s"},
+        "prompts": "p.csv",
+        "kid": {"subsets": 4, "subset_size": 6},
+        "seed": seed,
+        **overrides,
+    }
+    return analysis_settings(validate_config(config))
 
 
 @pytest.mark.parametrize("clip_available", [True, False])
 def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> None:
     paths, data = _write_inputs(tmp_path, clip_available)
-    result = checkpoint_metrics(paths, 4, 6, 1)
+    result, replicates = checkpoint_metrics(paths, _settings())
+    assert replicates == {}  # 8 images: fewer than a bootstrap needs
+    assert result["fid_ci"] is None
+    assert any("No confidence intervals: 8 images" in w for w in result["warnings"])
     assert result["fid"] == fid_from_features(data["real"], data["fake"])
     mean, std = _direct_kid(data["real"], data["fake"], 4, 6, seed=1)
     assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
@@ -359,7 +395,28 @@ def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> 
     direct = evaluate_checkpoint(
         data["manifest"], data["pairs"], data["real"], data["fake"], clip, 4, 6, 1
     )
+    analysis = {key: result.pop(key) for key in ANALYSIS_FIELDS}
+    extra = [w for w in result.pop("warnings") if w not in direct["warnings"]]
+    assert extra and all(w.startswith(("No confidence intervals", "Possible memo")) for w in extra)
+    direct.pop("warnings")
     assert result == direct
+    # the memorization screen in each space the files hold
+    spaces = {"inception"} | ({"clip"} if clip_available else set())
+    assert set(analysis["memorization"]) - {"flag_share", "flagged"} == spaces
+    if clip_available:
+        expected = _brute_nearest(data["image"], data["real_image"])
+        assert analysis["memorization"]["clip"]["max_similarity"] == pytest.approx(max(expected))
+
+
+def _brute_nearest(samples: np.ndarray, real: np.ndarray) -> list[float]:
+    """Highest cosine similarity of each sample with any real row, one pair at a time."""
+    out = []
+    for s in np.asarray(samples, np.float64):
+        best = -1.0
+        for r in np.asarray(real, np.float64):
+            best = max(best, float(s @ r / (np.linalg.norm(s) * np.linalg.norm(r))))
+        out.append(best)
+    return out
 
 
 @pytest.mark.parametrize("which", ["manifest", "real_manifest"])
@@ -371,7 +428,7 @@ def test_checkpoint_metrics_refuses_mismatching_hashes(tmp_path: Path, which: st
     manifest["images"][2]["sha256"] = "f" * 64  # the image changed after features were cached
     write_json(manifest, getattr(paths, which))
     with pytest.raises(CkptEvalError) as info:
-        checkpoint_metrics(paths, 4, 6, 1)
+        checkpoint_metrics(paths, _settings())
     assert "other images" in info.value.what
     expected_path = paths.fake if which == "manifest" else paths.real
     assert info.value.path == expected_path
@@ -385,13 +442,102 @@ def test_checkpoint_metrics_refuses_mismatching_clip_file(tmp_path: Path) -> Non
         {"image_sha256": [i["sha256"] for i in data["manifest"]["images"][:7]], "available": True},
     )
     with pytest.raises(CkptEvalError) as info:
-        checkpoint_metrics(paths, 4, 6, 1)
+        checkpoint_metrics(paths, _settings())
     assert info.value.path == paths.clip
 
 
 def test_checkpoint_metrics_refuses_other_inception_weights(tmp_path: Path) -> None:
     paths, _ = _write_inputs(tmp_path, False, weights_fake="cd" * 32)
     with pytest.raises(CkptEvalError) as info:
-        checkpoint_metrics(paths, 4, 6, 1)
+        checkpoint_metrics(paths, _settings())
     assert "different Inception weights" in info.value.what
     assert "--forcerun" in info.value.fix
+
+
+def _analysis_inputs(tmp_path: Path, n_fake: int, copies: dict[int, int]) -> SimpleNamespace:
+    """Inception-only files (no CLIP) with sample i an exact copy of real j for i, j in copies."""
+    real, fake = _features(40, n_fake, seed=5)
+    for i, j in copies.items():
+        fake[i] = real[j]
+    real_manifest = _manifest("real", 40)
+    manifest = _manifest("step-700", n_fake)
+    paths = SimpleNamespace(
+        **{k: str(tmp_path / f"{k}.json") for k in ("manifest", "real_manifest", "pairs")},
+        **{k: str(tmp_path / f"{k}.npz") for k in ("real", "fake", "clip", "real_clip")},
+    )
+    write_json(manifest, paths.manifest)
+    write_json(real_manifest, paths.real_manifest)
+    write_json(_pairs(manifest, ["p"] * n_fake), paths.pairs)
+    for path, m, arrays in (
+        (paths.real, real_manifest, {"inception": real}),
+        (paths.fake, manifest, {"inception": fake}),
+        (paths.clip, manifest, {}),
+        (paths.real_clip, real_manifest, {}),
+    ):
+        meta = {"weights_sha256": WEIGHTS, "image_sha256": [i["sha256"] for i in m["images"]]}
+        save_features(path, arrays, {**meta, "available": False, "reason": "no model"})
+    return paths
+
+
+def test_intervals_prdc_and_memorization_of_a_checkpoint(tmp_path: Path) -> None:
+    paths = _analysis_inputs(tmp_path, 30, copies={3: 7, 11: 7, 20: 0})
+    settings = _settings(seed=2, bootstrap={"resamples": 200, "level": 0.9})
+    result, replicates = checkpoint_metrics(paths, settings)
+
+    assert set(replicates) == {"fid", "kid"}  # no CLIP here
+    assert all(len(v) == 200 for v in replicates.values())
+    for metric, point in (("fid", result["fid"]), ("kid", result["kid_mean"])):
+        ci = result[f"{metric}_ci"]
+        assert ci["level"] == 0.9 and ci["low"] < point < ci["high"]
+        # the interval is the replicates' 5%..95% range moved by their bias
+        bias = float(np.mean(replicates[metric]) - point)
+        low, high = np.quantile(replicates[metric], [0.05, 0.95]) - bias
+        assert (ci["low"], ci["high"], ci["bias"]) == pytest.approx((low, high, bias))
+    assert result["clip_ci"] is None
+    # the same seed gives the same replicates; another seed others
+    again, same = checkpoint_metrics(paths, settings)
+    assert np.array_equal(same["fid"], replicates["fid"]) and again == result
+    _, other = checkpoint_metrics(paths, _settings(seed=3, bootstrap={"resamples": 200}))
+    assert not np.array_equal(other["fid"], replicates["fid"])
+
+    assert result["prdc"]["k"] == 5 and result["prdc"]["n_real"] == 40
+    assert 0.0 <= result["prdc"]["precision"] <= 1.0
+
+    inception = result["memorization"]["inception"]
+    assert inception["n_flagged"] == 3 and inception["share_flagged"] == pytest.approx(0.1)
+    assert inception["max_similarity"] == 1.0
+    # the three copies come first, ties by sample order, each named by its files
+    top = [(p["sample"], p["real"], p["similarity"]) for p in inception["pairs"][:3]]
+    assert top == [
+        ("step-700/img_0003.png", "real/img_0007.png", 1.0),
+        ("step-700/img_0011.png", "real/img_0007.png", 1.0),
+        ("step-700/img_0020.png", "real/img_0000.png", 1.0),
+    ]
+    assert inception["pairs"][0]["real_path"] == "/samples/real/img_0007.png"
+    assert len(inception["pairs"]) == 6  # memorization.pairs
+    # 10% near copies is more than flag_share 5%: flagged, with a warning
+    assert result["memorization"]["flagged"] == ["inception"]
+    assert any(w.startswith("Possible memorization: 10%") for w in result["warnings"])
+    assert result["fid_infinity"] is None  # off by default
+
+
+def test_small_checkpoints_get_no_intervals_or_prdc(tmp_path: Path) -> None:
+    paths = _analysis_inputs(tmp_path, 5, copies={})
+    result, replicates = checkpoint_metrics(paths, _settings())
+    assert replicates == {} and result["fid_ci"] is None and result["prdc"] is None
+    assert any("need more than k=5 images" in w for w in result["warnings"])
+    assert result["memorization"]["flagged"] == []
+
+
+def test_fid_infinity_when_enabled(tmp_path: Path) -> None:
+    paths = _analysis_inputs(tmp_path, 60, copies={})
+    enabled = {"enabled": True, "min_images": 50, "points": 5, "min_fraction": 0.5}
+    result, _ = checkpoint_metrics(paths, _settings(fid_infinity=enabled))
+    fi = result["fid_infinity"]
+    assert fi["sizes"][-1] == 60 and len(fi["sizes"]) == 5
+    # the last point is the full set: the checkpoint's own FID
+    assert fi["fids"][-1] == pytest.approx(result["fid"], rel=1e-6)
+    too_few = {**enabled, "min_images": 61}
+    result, _ = checkpoint_metrics(paths, _settings(fid_infinity=too_few))
+    assert result["fid_infinity"] is None
+    assert any("FID-infinity not computed: 60 images" in w for w in result["warnings"])

@@ -220,7 +220,10 @@ def test_earlier_checkpoint_within_margin_is_preferred() -> None:
     assert first.startswith("step-200 ranks first")
     assert "the earlier step-150 is within the margin of 0.05" in first
     assert "0.975" in first and "1.000" in first
-    assert "FID 20.50" in result["reasons"][1] and "on 50 images" in result["reasons"][1]
+    # no intervals on these rows: the reasons say that the margin rule decided, and why
+    assert result["method"] == "margin"
+    assert "No significance test" in result["reasons"][1]
+    assert "FID 20.50" in result["reasons"][2] and "on 50 images" in result["reasons"][2]
 
 
 def test_earliest_of_several_within_margin_is_preferred() -> None:
@@ -245,7 +248,7 @@ def test_reasons_name_metrics_of_the_chosen_checkpoint() -> None:
     result = recommend(rows, margin=0.02, overfit_share=0.1, used=used)
     assert result["checkpoint"] == "step-100"
     assert "weighted score 0.60 x FID + 0.40 x CLIP score" in result["reasons"][0]
-    assert result["reasons"][1] == (
+    assert result["reasons"][2] == (
         "FID 25.00, KID 0.0123 ± 0.0011, CLIP score 28.00 on 50 images."
     )
 
@@ -298,6 +301,7 @@ def test_overfitting_needs_two_checkpoints_with_fid() -> None:
         "flagged": False,
         "best_fid_checkpoint": None,
         "worse_after": [],
+        "memorized_after": [],
         "text": "",
     }
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ckpt_eval.config import config_hash, validate_config
 from ckpt_eval.consolidate import consolidate
-from ckpt_eval.evaluate import evaluate_checkpoint
+from ckpt_eval.evaluate import ANALYSIS_FIELDS, evaluate_checkpoint
 from ckpt_eval.manifest import build_manifest, write_json
 from ckpt_eval.provenance import provenance
 from ckpt_eval.report import _md_escape, charts, render, render_files
@@ -88,6 +88,23 @@ def _row(
         "conversions": [],
         "per_image": per_image,
         "warnings": [],
+        "fid_ci": None,
+        "kid_ci": None,
+        "clip_ci": None,
+        "prdc": None,
+        "fid_infinity": None,
+        "memorization": {
+            "inception": {
+                "threshold": 0.95,
+                "n_flagged": 0,
+                "share_flagged": 0.0,
+                "max_similarity": 0.5,
+                "median_similarity": 0.4,
+                "pairs": [],
+            },
+            "flag_share": 0.05,
+            "flagged": [],
+        },
     }
     row.update(extra)
     return row
@@ -235,7 +252,7 @@ def test_rows_have_the_keys_evaluate_checkpoint_writes(samples) -> None:
         manifest, pairs, rng.normal(size=(5, 4)), rng.normal(size=(3, 4)), clip, 2, 3, 0
     )
     for row in _metrics(samples):
-        assert set(row) == set(real)
+        assert set(row) == set(real) | set(ANALYSIS_FIELDS)
 
 
 def test_html_is_safe_and_self_contained(samples) -> None:
@@ -244,10 +261,11 @@ def test_html_is_safe_and_self_contained(samples) -> None:
     assert "script" not in parser.tags
     handlers = [(t, k) for t, k, _ in parser.attrs if k.startswith("on")]
     assert handlers == []
-    # exactly the template's own images: 3 charts + 2 thumbnails for each of 3 checkpoints
+    # exactly the template's own images: 4 charts (FID, KID, CLIP, near copies) + 2 thumbnails
+    # for each of 3 checkpoints
     sources = [v for t, k, v in parser.attrs if k == "src"]
     assert all(s.startswith("data:") for s in sources), sources
-    assert len(sources) == 3 + 3 * 2
+    assert len(sources) == 4 + 3 * 2
     assert "img" in parser.tags and parser.tags.count("img") == len(sources)
     hrefs = [v for _, k, v in parser.attrs if k == "href"]
     assert hrefs and all(h.startswith("#") for h in hrefs)
@@ -268,7 +286,7 @@ def test_html_data_uris_decode(samples) -> None:
     sources = [v for _, k, v in _parse(html).attrs if k == "src"]
     pngs = [s for s in sources if s.startswith("data:image/png;base64,")]
     jpegs = [s for s in sources if s.startswith("data:image/jpeg;base64,")]
-    assert len(pngs) == 3 and len(jpegs) == 6
+    assert len(pngs) == 4 and len(jpegs) == 6
     for uri in pngs:
         assert base64.b64decode(uri.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
     for uri in jpegs:
@@ -317,8 +335,9 @@ def test_markdown_escapes_cells(samples) -> None:
             tables.append([])
         if line.startswith("|"):
             tables[-1].append(_md_cells(line))
-    # results table + the per-prompt tables of the 3 checkpoints
-    assert len(tables) == 4
+    # results, fidelity/memorization and significance tables + the per-prompt tables of the 3
+    # checkpoints
+    assert len(tables) == 6
     for table in tables:
         widths = {len(cells) for cells in table}
         assert len(widths) == 1, table  # no cell split by a pipe in its content
@@ -330,7 +349,7 @@ def test_markdown_escapes_cells(samples) -> None:
         "step-200",
         BEST,
     ]
-    prompts = {_md_unescape(r[0]) for t in tables[1:] for r in t[2:]}
+    prompts = {_md_unescape(r[0]) for t in tables[3:] for r in t[2:]}
     assert prompts == {"a cat", PIPE_PROMPT, "a | b", SCRIPT, IMG, "x"}
 
 
@@ -349,8 +368,8 @@ def test_clip_notice_iff_not_computed(samples, clip: bool) -> None:
 
 
 def test_charts_skip_metrics_without_values(samples) -> None:
-    assert set(charts(_result(samples, clip=True))) == {"fid", "kid", "clip"}
-    assert set(charts(_result(samples, clip=False))) == {"fid", "kid"}
+    assert set(charts(_result(samples, clip=True))) == {"fid", "kid", "clip", "memorization"}
+    assert set(charts(_result(samples, clip=False))) == {"fid", "kid", "memorization"}
 
 
 def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
@@ -372,17 +391,18 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
         str(out / "report.html"),
         str(out / "plots"),
     )
-    for name in ("fid", "kid", "clip"):
+    names = ("fid", "kid", "clip", "memorization")
+    for name in names:
         png = (out / "plots" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert sorted(p.name for p in (out / "plots").iterdir()) == ["clip.png", "fid.png", "kid.png"]
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(f"{n}.png" for n in names)
     markdown = (out / "report.md").read_text(encoding="utf-8")
-    for name in ("fid", "kid", "clip"):
+    for name in names:
         assert f"]({'plots'}/{name}.png)" in markdown
     html = (out / "report.html").read_text(encoding="utf-8")
     parser = _parse(html)
     sources = [v for _, k, v in parser.attrs if k == "src"]
-    assert len(sources) == 3 + 6 and all(s.startswith("data:") for s in sources)
+    assert len(sources) == 4 + 6 and all(s.startswith("data:") for s in sources)
     assert "script" not in parser.tags
     # the same as render() on the in-memory objects
     expected_md, expected_html = render(
@@ -390,6 +410,6 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
         _config(),
         samples,
         charts(result),
-        {n: f"plots/{n}.png" for n in ("fid", "kid", "clip")},
+        {n: f"plots/{n}.png" for n in names},
     )
     assert markdown == expected_md and html == expected_html

@@ -5,6 +5,7 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 
 from ckpt_eval.config import validate_config
 from ckpt_eval.discover import discover_checkpoints, list_images
+from ckpt_eval.evaluate import analysis_settings
 from ckpt_eval.inception import weights_path
 from ckpt_eval.prompts import prompts_of_checkpoint, read_prompt_file
 

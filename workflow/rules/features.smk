@@ -76,3 +76,24 @@ rule clip_checkpoint:
         batch_size=config["batch_size"],
     script:
         "../../scripts/clip_features.py"
+
+
+rule clip_real:
+    input:
+        manifest=f"{OUT}/manifests/real.json",
+        status=f"{OUT}/features/clip/model.json",
+    output:
+        f"{OUT}/features/clip/real.npz",
+    log:
+        f"{LOGS}/features/clip_real.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=GPU,
+    params:
+        device=config["device"],
+        batch_size=config["batch_size"],
+        enabled=config["memorization"]["clip"],
+    script:
+        "../../scripts/clip_features.py"

@@ -6,14 +6,15 @@ rule metrics_checkpoint:
         real=f"{OUT}/features/inception/real.npz",
         fake=f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
         clip=f"{OUT}/features/clip/checkpoint_{{ckpt}}.npz",
+        real_clip=f"{OUT}/features/clip/real.npz",
     output:
-        f"{OUT}/metrics_checkpoint_{{ckpt}}.json",
+        metrics=f"{OUT}/metrics_checkpoint_{{ckpt}}.json",
+        replicates=f"{OUT}/bootstrap/checkpoint_{{ckpt}}.npz",
     log:
         f"{LOGS}/metrics/{{ckpt}}.log",
     conda:
         ENV
     params:
-        kid=config["kid"],
-        seed=config["seed"],
+        settings=analysis_settings(config),
     script:
         "../../scripts/metrics.py"

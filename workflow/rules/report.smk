@@ -1,6 +1,7 @@
 rule consolidate:
     input:
         metrics=per_checkpoint(f"{OUT}/metrics_checkpoint_{{ckpt}}.json"),
+        replicates=per_checkpoint(f"{OUT}/bootstrap/checkpoint_{{ckpt}}.npz"),
         inception_real=f"{OUT}/features/inception/real.npz",
         clip_status=f"{OUT}/features/clip/model.json",
     output:
