@@ -21,8 +21,8 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check ckpt_eval scripts tests
-	$(VENV)/bin/ruff format --check ckpt_eval scripts tests
+	$(VENV)/bin/ruff check ckpt_eval scripts tests bench
+	$(VENV)/bin/ruff format --check ckpt_eval scripts tests bench
 	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 	$(VENV)/bin/snakemake --lint
 

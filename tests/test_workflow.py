@@ -271,6 +271,21 @@ def test_demo_recommends_the_checkpoint_that_is_best_by_construction(
     assert not result["clip"]["computed"]
     html = (tmp_path / "results" / "demo" / "report.html").read_text()
     assert "CLIP score was not computed" in html
+    # measured, not asserted: every other checkpoint differs significantly from the best one,
+    # and FID worsens significantly after it
+    rec = result["recommendation"]
+    assert rec["method"] == "significance"
+    assert result["significance"]["tiers"][0] == [BEST_CHECKPOINT]
+    assert all(w["significant"] for w in rec["overfitting"]["worse_after"])
+    rows = {r["name"]: r for r in result["checkpoints"]}
+    best = rows[BEST_CHECKPOINT]
+    assert best["fid_ci"]["low"] < best["fid"] < best["fid_ci"]["high"]
+    # the clean held-out crops are the most faithful and diverse; the degraded ones are not
+    assert best["prdc"]["precision"] == max(r["prdc"]["precision"] for r in rows.values())
+    assert best["prdc"]["coverage"] == max(r["prdc"]["coverage"] for r in rows.values())
+    # the closest pairs are shown side by side: one sample and one real thumbnail per pair
+    pairs = sum(len(r["memorization"]["inception"]["pairs"]) for r in rows.values())
+    assert html.count('<div class="pairs">') == len(rows) and pairs == 6 * len(rows)
 
 
 def test_fid_end_to_end_equals_clean_fid_compute_fid(finished: Path) -> None:
