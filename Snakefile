@@ -5,6 +5,10 @@
 configfile: "config.yaml"
 
 
+# `snakemake --report results/<run>/snakemake-report.html`: the outputs marked with report()
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/organize.smk"
 include: "workflow/rules/prompts.smk"

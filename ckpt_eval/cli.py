@@ -23,9 +23,13 @@ def run_job(snakemake: Any, body: Callable[[Any], None]) -> None:
     if handle:
         sys.stderr = handle
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s", force=True)
-    threads = getattr(snakemake, "threads", None)
+    # A feature job computes with `feature_threads` torch threads whatever Snakemake grants it:
+    # float32 sums come out a few ulps apart with another thread count, and the same inputs must
+    # give the same bytes under --cores 1 and --cores 8. Other jobs use what they are given.
+    threads = getattr(getattr(snakemake, "params", None), "torch_threads", None) or getattr(
+        snakemake, "threads", None
+    )
     if isinstance(threads, int) and threads > 0 and "torch" in sys.modules:
-        # Snakemake runs several jobs at once: each uses the threads it was given, no more.
         sys.modules["torch"].set_num_threads(threads)
     try:
         body(snakemake)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.images import load_rgb
+from ckpt_eval.images import load_rgb, sha256_file
 
 MAX_TOKENS = 77
 
@@ -46,6 +47,23 @@ def load_clip(model: str, device: torch.device) -> tuple[Any, Any, dict[str, Any
         "with network by `CLIPModel.from_pretrained(id).save_pretrained(dir)` and the same for "
         "CLIPProcessor), or set clip.required: false to run without CLIP score.",
     )
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def folder_weights_sha256(folder: str | Path) -> str | None:
+    """One sha256 over a model folder's weight files (name and sha256 of each, sorted by name).
+
+    A folder saved with `save_pretrained` has no hub revision, and the offline cluster case is
+    exactly that; this says which weights the scores came from. Computed once per run (by the
+    clip_model job), not per checkpoint: CLIP ViT-L/14 is 1.7 GB. None if no weight file.
+    """
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        return None
+    lines = "".join(f"{p.relative_to(folder).as_posix()} {sha256_file(p)}\n" for p in files)
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
 def _embedding(output: Any) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ckpt_eval.provenance import group_made_by
 from ckpt_eval.ranking import clip_band, fid_band, recommend, score_checkpoints
 from ckpt_eval.significance import compare, tiers
 from ckpt_eval.steps import parse_position
@@ -98,15 +99,50 @@ def comparisons(
     return tiers([r["name"] for r in ranked], on_ranking_metrics)
 
 
+def shared_images(manifests: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """For each checkpoint, how many of its files are byte-identical to files of each other one.
+
+    Two checkpoints never render the same bytes by chance: a shared file means a folder was
+    copied or mixed up, and both checkpoints' numbers are then partly the same measurement.
+    """
+    owners: dict[str, set[str]] = {}
+    for manifest in manifests:
+        for image in manifest["images"]:
+            owners.setdefault(image["sha256"], set()).add(manifest["name"])
+    shared: dict[str, dict[str, int]] = {m["name"]: {} for m in manifests}
+    for manifest in manifests:
+        mine = shared[manifest["name"]]
+        for image in manifest["images"]:
+            for other in sorted(owners[image["sha256"]] - {manifest["name"]}):
+                mine[other] = mine.get(other, 0) + 1
+    return shared
+
+
 def consolidate(
     metrics: list[dict[str, Any]],
     config: dict[str, Any],
     provenance: dict[str, Any],
     replicates: dict[str, dict[str, np.ndarray]] | None = None,
+    shared: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     rows = sorted(
         (dict(m) for m in metrics), key=lambda r: (parse_position(r["name"]).sort_key, r["name"])
     )
+    # each checkpoint's `made_by` goes into the provenance once per distinct block, not per row
+    made_by = group_made_by(rows)
+    for row in rows:
+        row.pop("made_by", None)
+    if made_by:
+        provenance = {**provenance, "metrics_made_by": made_by}
+    for row in rows:
+        row["shared_with"] = (shared or {}).get(row["name"], {})
+        if row["shared_with"]:
+            listed = ", ".join(f"{n} ({c})" for n, c in sorted(row["shared_with"].items()))
+            row["warnings"] = [
+                *row.get("warnings", []),
+                f"Some files are byte-identical to files of other checkpoints: {listed}. "
+                "Check that the folders were not copied or mixed up.",
+            ]
     used = score_checkpoints(rows, config["ranking"]["weights"])
     for row in rows:
         row["fid_band"] = fid_band(row.get("fid"), config["report"]["fid_bands"])
@@ -173,6 +209,7 @@ def write_csv(result: dict[str, Any], path: str | Path) -> None:
 def consolidate_files(
     metric_paths: list[str],
     replicate_paths: list[str],
+    manifest_paths: list[str],
     inception_real: str,
     clip_status: str,
     config: dict[str, Any],
@@ -182,15 +219,18 @@ def consolidate_files(
     from ckpt_eval.config import config_hash
     from ckpt_eval.featurefile import load_features
     from ckpt_eval.manifest import read_json, write_json
-    from ckpt_eval.provenance import provenance
+    from ckpt_eval.provenance import clip_source, provenance
 
     _, real_meta = load_features(inception_real)
     status = read_json(clip_status)
-    clip_text = (
-        f"{status['model']} (revision {status.get('revision') or 'local/unknown'})"
-        if status["available"]
-        else f"not computed: {status['reason']}"
-    )
+    if not status["available"]:
+        clip_text = f"not computed: {status['reason']}"
+    elif status.get("revision"):
+        clip_text = f"{status['model']} (revision {status['revision']})"
+    elif status.get("weights_sha256"):
+        clip_text = f"{status['model']} (local folder, weights sha256 {status['weights_sha256']})"
+    else:
+        clip_text = f"{status['model']} (revision unknown)"
     prov = provenance(
         config,
         config_hash(config),
@@ -200,6 +240,7 @@ def consolidate_files(
             "inception_weights_sha256": real_meta["weights_sha256"],
             "preprocessing": real_meta["preprocessing"],
             "clip": clip_text,
+            **clip_source(status),
         },
     )
     metrics = [read_json(p) for p in metric_paths]
@@ -208,6 +249,7 @@ def consolidate_files(
         arrays, _ = load_features(path)
         if arrays:
             replicates[row["name"]] = arrays
-    result = consolidate(metrics, config, prov, replicates)
+    shared = shared_images([read_json(p) for p in manifest_paths])
+    result = consolidate(metrics, config, prov, replicates, shared)
     write_json(result, out_json)
     write_csv(result, out_csv)

@@ -9,15 +9,16 @@ import numpy as np
 
 from ckpt_eval import bootstrap
 from ckpt_eval.clip_score import clip_scores, per_prompt, summarise
-from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.featurefile import check_matches, load_features
 from ckpt_eval.fid import fid_from_features
 from ckpt_eval.fid_infinity import fid_infinity
 from ckpt_eval.inception import DIM
+from ckpt_eval.inception import fingerprint as inception_fingerprint
 from ckpt_eval.kid import kid
 from ckpt_eval.manifest import read_json
 from ckpt_eval.memorization import memorization
 from ckpt_eval.prdc import prdc
+from ckpt_eval.provenance import made_by
 from ckpt_eval.steps import parse_position
 
 
@@ -106,18 +107,43 @@ def evaluate_checkpoint(
     notes = Counter(i["note"] for i in manifest["images"] if i.get("note"))
     result["conversions"] = [{"note": k, "count": v} for k, v in sorted(notes.items())]
     result["per_image"] = per_image
+    result["duplicates"] = manifest.get("duplicates", [])
+    if result["duplicates"]:
+        count = sum(len(group) for group in result["duplicates"])
+        warnings.append(
+            f"{count} images are byte-identical copies of one another "
+            f"({len(result['duplicates'])} group(s)); all are counted, as the generator made them."
+        )
     result["warnings"] = warnings
     return result
 
 
+def exact_real_copies(manifest: dict[str, Any], real_manifest: dict[str, Any]) -> list[str]:
+    """Samples whose file is byte-identical to a real image: memorization at its plainest, or a
+    real image put among the samples by mistake. Either way the report must say so."""
+    real = {image["sha256"] for image in real_manifest["images"]}
+    return [image["file"] for image in manifest["images"] if image["sha256"] in real]
+
+
 ANALYSIS_KEYS = ("kid", "seed", "bootstrap", "prdc", "memorization", "fid_infinity")
 # what checkpoint_metrics adds to evaluate_checkpoint's result
-ANALYSIS_FIELDS = ("fid_ci", "kid_ci", "clip_ci", "prdc", "fid_infinity", "memorization")
+ANALYSIS_FIELDS = (
+    "fid_ci",
+    "kid_ci",
+    "clip_ci",
+    "prdc",
+    "fid_infinity",
+    "memorization",
+    "exact_real_copies",
+)
 
 
 def analysis_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a validated config that the metrics jobs use (their Snakemake params)."""
-    return {key: config[key] for key in ANALYSIS_KEYS}
+    """The part of a validated config that the metrics jobs use (their Snakemake params), with
+    the Inception fingerprint every feature file must carry."""
+    settings = {key: config[key] for key in ANALYSIS_KEYS}
+    settings["inception"] = inception_fingerprint(config["fid"]["inception_weights"])
+    return settings
 
 
 def uncertainty(
@@ -267,15 +293,9 @@ def checkpoint_metrics(inputs: Any, settings: dict[str, Any]) -> tuple[dict[str,
     manifest = read_json(inputs.manifest)
     real_manifest = read_json(inputs.real_manifest)
     real, real_meta = load_features(inputs.real)
-    check_matches(real_meta, real_manifest, inputs.real)
+    check_matches(real_meta, real_manifest, inputs.real, settings["inception"])
     fake, fake_meta = load_features(inputs.fake)
-    check_matches(fake_meta, manifest, inputs.fake)
-    if real_meta["weights_sha256"] != fake_meta["weights_sha256"]:
-        raise CkptEvalError(
-            "The real-set and checkpoint features come from different Inception weights.",
-            path=inputs.fake,
-            fix="rerun with --forcerun inception_real to recompute both.",
-        )
+    check_matches(fake_meta, manifest, inputs.fake, settings["inception"])
     clip_arrays, clip_meta = load_features(inputs.clip)
     check_matches(clip_meta, manifest, inputs.clip)
     real_clip, real_clip_meta = load_features(inputs.real_clip)
@@ -308,8 +328,16 @@ def checkpoint_metrics(inputs: Any, settings: dict[str, Any]) -> tuple[dict[str,
         extrapolated_fid(result, real["inception"], fake["inception"], settings)
     else:
         result.update(fid_ci=None, kid_ci=None, clip_ci=None, prdc=None, fid_infinity=None)
+    result["exact_real_copies"] = exact_real_copies(manifest, real_manifest)
+    if result["exact_real_copies"]:
+        result["warnings"].append(
+            f"{len(result['exact_real_copies'])} sample file(s) are byte-identical to real "
+            "images (listed in the results JSON): a copied training image, or a real image put "
+            "among the samples."
+        )
     spaces = {"inception": (fake["inception"], real["inception"])}
     if clip["available"] and "image" in real_clip:
         spaces["clip"] = (clip_arrays["image"], real_clip["image"])
     memorization_screen(result, spaces, manifest, real_manifest, settings)
+    result["made_by"] = made_by(settings, fake_meta, clip_meta)
     return result, replicates

@@ -41,12 +41,30 @@ def load_features(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, An
     return arrays, meta
 
 
-def check_matches(meta: dict[str, Any], manifest: dict[str, Any], path: str | Path) -> None:
-    """Refuse features whose recorded images are not the manifest's images, in order."""
-    expected = [image["sha256"] for image in manifest["images"]]
-    if meta.get("image_sha256") != expected:
+def check_matches(
+    meta: dict[str, Any],
+    manifest: dict[str, Any],
+    path: str | Path,
+    expected: dict[str, Any] | None = None,
+) -> None:
+    """Refuse features not made from the manifest's images (in order) or by the expected
+    extractor (`expected`: meta key -> value, e.g. weights sha256, preprocessing version).
+
+    A refused file is deleted before the error is raised: it can never be read as valid, and the
+    next run recomputes it. Nothing else is touched.
+    """
+    problems = []
+    if meta.get("image_sha256") != [image["sha256"] for image in manifest["images"]]:
+        problems.append("it was made from other images than the manifest lists")
+    for key, value in (expected or {}).items():
+        if meta.get(key) != value:
+            problems.append(f"its {key} is {meta.get(key)!r}, expected {value!r}")
+    if problems:
+        Path(path).unlink(missing_ok=True)
         raise CkptEvalError(
-            "Cached features were made from other images than the manifest lists.",
+            "Cached features do not match their inputs: "
+            + "; ".join(problems)
+            + ". The stale file was removed without being used.",
             path=path,
-            fix="delete the file (or run with --forcerun) to recompute it.",
+            fix="run the same command again: Snakemake recomputes the removed file.",
         )

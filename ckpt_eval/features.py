@@ -48,6 +48,8 @@ def clip_model_status(model: str, required: bool, device_name: str, out: str | P
     try:
         _, _, info = clip_embed.load_clip(model, device)
         status: dict[str, Any] = {"available": True, "reason": None, **info}
+        if Path(model).is_dir():
+            status["weights_sha256"] = clip_embed.folder_weights_sha256(model)
     except CkptEvalError as exc:
         if required:
             raise
@@ -78,7 +80,9 @@ def clip_features(
     meta: dict[str, Any] = {
         "set": manifest["name"],
         "image_sha256": [image["sha256"] for image in manifest["images"]],
-        **{k: status.get(k) for k in ("available", "reason", "model", "revision")},
+        **{
+            k: status.get(k) for k in ("available", "reason", "model", "revision", "weights_sha256")
+        },
     }
     if status["available"] and not enabled:
         meta.update(available=False, reason="memorization.clip is false")

@@ -11,7 +11,13 @@ from PIL import Image
 from ckpt_eval.errors import CkptEvalError
 
 # Refuse decompression bombs rather than exhaust memory: 16k x 16k is far above any sample.
-Image.MAX_IMAGE_PIXELS = 16384 * 16384
+# PIL only raises above twice its limit (and warns below), so the size is checked here first.
+MAX_PIXELS = 16384 * 16384
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Below this on either side an image is almost surely not a real sample (a thumbnail, a broken
+# export); it is still used, resized like any other, and the report says so.
+SMALL_SIDE = 16
+EXIF_ORIENTATION = 0x0112
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -33,10 +39,47 @@ def conversion_note(mode: str) -> str | None:
     return f"{mode} converted to RGB"
 
 
+def image_notes(img: Image.Image) -> list[str]:
+    """Everything about an opened image that the report should mention, in a fixed order.
+
+    clean-fid reads the stored pixels of the first frame and ignores EXIF orientation; so does
+    this tool, to give the same numbers, and it says so where it matters.
+    """
+    notes = []
+    if note := conversion_note(img.mode):
+        notes.append(note)
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        notes.append(f"animated ({frames} frames): only the first frame is used")
+    orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+    if orientation not in (0, 1):
+        notes.append(
+            f"EXIF orientation {orientation} ignored: pixels used as stored, as clean-fid does"
+        )
+    if min(img.size) < SMALL_SIDE:
+        notes.append(f"very small ({img.width}x{img.height}): upscaled to 299x299, check the file")
+    return notes
+
+
+def _open_checked(path: str | Path) -> Image.Image:
+    """Open lazily and refuse an oversized image before anything is decoded."""
+    img = Image.open(path)
+    if img.width * img.height > MAX_PIXELS:
+        size = f"{img.width}x{img.height}"
+        img.close()
+        raise CkptEvalError(
+            f"Image is {size} pixels, above the {MAX_PIXELS // 10**6} M pixel limit that guards "
+            "against decompression bombs.",
+            path=path,
+            fix="replace the file with a normal-sized image, or set on_bad_image: skip.",
+        )
+    return img
+
+
 def load_rgb(path: str | Path) -> np.ndarray:
     """HxWx3 uint8. 16-bit images are scaled (PIL's own conversion would clip them to white)."""
     try:
-        with Image.open(path) as img:
+        with _open_checked(path) as img:
             img.load()
             if img.mode.startswith("I;16") or img.mode == "I":
                 arr = np.asarray(img, dtype=np.float64)
@@ -72,9 +115,10 @@ def probe(path: str | Path) -> dict[str, object]:
             fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
         )
     try:
-        with Image.open(path) as img:
+        with _open_checked(path) as img:
             width, height = img.size
             mode = img.mode
+            notes = image_notes(img)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise CkptEvalError(
             f"Cannot read image: {exc}",
@@ -82,4 +126,4 @@ def probe(path: str | Path) -> dict[str, object]:
             fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
         ) from exc
     load_rgb(path)
-    return {"width": width, "height": height, "mode": mode, "note": conversion_note(mode)}
+    return {"width": width, "height": height, "mode": mode, "note": "; ".join(notes) or None}

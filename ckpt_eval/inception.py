@@ -43,6 +43,22 @@ def weights_path(configured: str | None) -> Path:
     return Path(configured) if configured else bundled_weights_path()
 
 
+def fingerprint(configured: str | None) -> dict[str, str | None]:
+    """What an Inception feature file must record to be valid for this config.
+
+    Used as a rule parameter (a new weights file or preprocessing version reruns the Inception
+    jobs, and only those) and checked against every feature file before its numbers are used.
+    The bundled copy's hash is the pinned constant (its file is checked at load time); another
+    file is hashed here.
+    """
+    path = weights_path(configured)
+    if configured is None:
+        digest: str | None = BUNDLED_SHA256
+    else:
+        digest = sha256_file(path) if path.is_file() else None
+    return {"extractor": EXTRACTOR_ID, "preprocessing": PREPROCESSING, "weights_sha256": digest}
+
+
 def load_inception(path: Path, device: torch.device) -> tuple[torch.nn.Module, str]:
     """The layer stack and the file's sha256; the bundled copy must match its known hash."""
     if not path.is_file():

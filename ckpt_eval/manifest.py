@@ -50,7 +50,22 @@ def build_manifest(
             fix="add readable images; the skipped files are: "
             + ", ".join(s["path"] for s in skipped[:5]),
         )
-    return {"name": name, "root": str(root), "images": entries, "skipped": skipped}
+    return {
+        "name": name,
+        "root": str(root),
+        "images": entries,
+        "skipped": skipped,
+        "duplicates": duplicate_groups(entries),
+    }
+
+
+def duplicate_groups(entries: list[dict[str, Any]]) -> list[list[str]]:
+    """Files with byte-identical content, grouped: all are kept (a generator that repeats itself
+    is part of what is measured), but the report names them, since a copy mistake looks alike."""
+    by_hash: dict[str, list[str]] = {}
+    for entry in entries:
+        by_hash.setdefault(entry["sha256"], []).append(entry["file"])
+    return [files for files in by_hash.values() if len(files) > 1]
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -69,6 +69,12 @@ def read_prompt_file(path: str | Path) -> dict[str, str]:
     prompts: dict[str, str] = {}
     for file, prompt in rows:
         key = _normalise(file)
+        if key.startswith("/") or key == ".." or key.startswith("../") or "/../" in key:
+            raise CkptEvalError(
+                f"The prompt file names '{file}', a path outside samples.root.",
+                path=path,
+                fix="name every image relative to samples.root, without '..' or a leading '/'.",
+            )
         if key in prompts and prompts[key] != prompt:
             raise CkptEvalError(
                 f"Two different prompts are given for '{key}'.",
@@ -102,6 +108,9 @@ def pair_prompts(
 ) -> dict[str, Any]:
     """Each manifest image with its prompt; a missing one is an error unless a fallback is set.
 
+    An empty (or all-blank) prompt counts as missing: CLIP would score the image against
+    nothing, a number with no meaning.
+
     Prompt entries under this checkpoint's folder that name no image are listed (a typo there
     would otherwise only show up as a missing prompt elsewhere).
     """
@@ -110,7 +119,7 @@ def pair_prompts(
     missing: list[str] = []
     for image in manifest["images"]:
         file = image["file"]
-        if file in prompts:
+        if file in prompts and prompts[file].strip():
             pairs.append({"file": file, "prompt": prompts[file], "fallback": False})
         elif fallback is not None:
             pairs.append({"file": file, "prompt": fallback, "fallback": True})
@@ -121,7 +130,8 @@ def pair_prompts(
             f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         )
         raise CkptEvalError(
-            f"{len(missing)} image(s) of checkpoint '{name}' have no prompt: {shown}.",
+            f"{len(missing)} image(s) of checkpoint '{name}' have no prompt (or an empty one): "
+            f"{shown}.",
             path=prompt_file,
             fix="add a line `file,prompt` for each (file relative to samples.root), or set "
             "fallback_prompt in the config (the report then flags those images).",

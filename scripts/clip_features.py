@@ -1,5 +1,7 @@
 """CLIP image embeddings of one set, and prompt embeddings of a checkpoint."""
 
+import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
+
 from ckpt_eval.cli import run_job
 from ckpt_eval.features import clip_features
 

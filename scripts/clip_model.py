@@ -1,5 +1,7 @@
 """Find out once whether the CLIP model loads, so checkpoint jobs do not each retry the network."""
 
+import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
+
 from ckpt_eval.cli import run_job
 from ckpt_eval.features import clip_model_status
 

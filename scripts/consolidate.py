@@ -1,5 +1,7 @@
 """Rank all checkpoints and recommend one: consolidated_results.json and metrics.csv."""
 
+import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
+
 from ckpt_eval.cli import run_job
 from ckpt_eval.consolidate import consolidate_files
 
@@ -8,6 +10,7 @@ def main(smk) -> None:
     consolidate_files(
         smk.input.metrics,
         smk.input.replicates,
+        smk.input.manifests,
         smk.input.inception_real,
         smk.input.clip_status,
         smk.config,

@@ -1,5 +1,7 @@
 """Inception features of one image set (the real set or one checkpoint)."""
 
+import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
+
 from ckpt_eval.cli import run_job
 from ckpt_eval.features import inception_features
 

@@ -1,5 +1,7 @@
 """All metrics of one checkpoint from its cached features, and its bootstrap replicates."""
 
+import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
+
 from ckpt_eval.cli import run_job
 from ckpt_eval.evaluate import checkpoint_metrics
 from ckpt_eval.featurefile import save_features

@@ -1,5 +1,7 @@
 """Write the manifest of one image set (the real set or one checkpoint)."""
 
+import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
+
 from ckpt_eval.cli import run_job
 from ckpt_eval.manifest import build_manifest, write_json
 

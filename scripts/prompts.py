@@ -1,5 +1,7 @@
 """Pair each image of one checkpoint with its prompt."""
 
+import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
+
 from ckpt_eval.cli import run_job
 from ckpt_eval.manifest import read_json, write_json
 from ckpt_eval.prompts import pair_prompts

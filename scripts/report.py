@@ -1,5 +1,7 @@
 """Render report.md and the self-contained report.html."""
 
+import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
+
 from ckpt_eval.cli import run_job
 from ckpt_eval.report import render_files
 

@@ -75,9 +75,14 @@ def snakemake(
     config: Path,
     *args: str,
     check: bool = True,
+    cores: str | None = "2",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real workflow (this checkout's Snakefile) in `workdir`."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    """Run the real workflow (this checkout's Snakefile) in `workdir`.
+
+    `cores=None` leaves the cores to a profile given in `args`; `env` adds environment variables.
+    """
+    env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
     command = [
         SNAKEMAKE,
         "-s",
@@ -86,8 +91,7 @@ def snakemake(
         str(workdir),
         "--configfile",
         str(config),
-        "--cores",
-        "2",
+        *(["--cores", cores] if cores else []),
         *args,
     ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
@@ -99,6 +103,17 @@ def snakemake(
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path, {"step-100": 5, "step-200": 5, "step-300": 5})
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full run of three checkpoints, shared read-only by the workflow tests of every module
+    (test_workflow, test_snakemake_report, test_reproducible): a test that changes it works on
+    a copy."""
+    root = tmp_path_factory.mktemp("run")
+    config = make_project(root, {"step-100": 5, "checkpoint-200": 6, "e000003": 5})
+    snakemake(root, config)
+    return root
 
 
 @pytest.fixture(scope="session")

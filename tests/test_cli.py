@@ -142,3 +142,15 @@ def test_threads_limit_torch(tmp_path: Path) -> None:
     seen = []
     run_job(_smk(tmp_path, threads=wanted), lambda smk: seen.append(torch.get_num_threads()))
     assert seen == [wanted]
+
+
+def test_a_feature_job_computes_with_its_fixed_torch_threads(tmp_path: Path) -> None:
+    """params.torch_threads (config feature_threads) wins over what Snakemake grants, so that
+    --cores does not change the float32 sums."""
+    _logs_dir(tmp_path)
+    wanted = 1 if torch.get_num_threads() != 1 else 2
+    granted = 3 if wanted != 3 else 4
+    seen = []
+    smk = _smk(tmp_path, threads=granted, params=SimpleNamespace(torch_threads=wanted))
+    run_job(smk, lambda smk: seen.append(torch.get_num_threads()))
+    assert seen == [wanted]

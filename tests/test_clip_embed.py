@@ -187,3 +187,17 @@ def test_clip_scores_match_torchmetrics(tiny_clip: Path, offline, image_paths) -
         single = CLIPScore(model_name_or_path=torchmetrics_loader(tiny_clip))
         single.update(tensors[i].unsqueeze(0), [SCORE_PROMPTS[i]])
         assert float(single.compute()) == pytest.approx(ours[i], rel=1e-4, abs=1e-3)
+
+
+def test_folder_weights_sha256_follows_the_weight_files(tmp_path: Path) -> None:
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert clip_embed.folder_weights_sha256(folder) is None  # no weight file
+    (folder / "model.safetensors").write_bytes(b"weights v1")
+    first = clip_embed.folder_weights_sha256(folder)
+    assert first is not None and len(first) == 64
+    (folder / "config.json").write_text('{"edited": true}')  # not a weight file
+    assert clip_embed.folder_weights_sha256(folder) == first
+    (folder / "model.safetensors").write_bytes(b"weights v2")
+    assert clip_embed.folder_weights_sha256(folder) != first

@@ -36,13 +36,18 @@ def test_minimal_config_gets_every_default() -> None:
     assert config["samples"] == {
         "root": "data/samples",
         "layout": "folders",
-        "extensions": ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"],
+        "pattern": None,
+        "prompt_file": None,
+        "trigger_word": None,
+        "training_run": None,
+        "extensions": ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"],
     }
     assert config["fallback_prompt"] is None
     assert config["on_bad_image"] == "error"
     assert config["device"] == "auto"
     assert config["batch_size"] == 32
     assert config["num_workers"] == 2
+    assert config["feature_threads"] == 2
     assert config["seed"] == 0
     assert config["fid"] == {"inception_weights": None}
     assert config["kid"] == {"subsets": 100, "subset_size": 1000}
@@ -88,10 +93,10 @@ def test_given_values_are_kept_and_siblings_still_defaulted() -> None:
 
 def test_defaults_are_not_shared_between_configs() -> None:
     first = validate_config(minimal())
-    first["samples"]["extensions"].append("gif")
+    first["samples"]["extensions"].append("heic")
     first["ranking"]["weights"]["fid"] = 9.0
     second = validate_config(minimal())
-    assert "gif" not in second["samples"]["extensions"]
+    assert "heic" not in second["samples"]["extensions"]
     assert second["ranking"]["weights"]["fid"] == 0.6
 
 
@@ -118,6 +123,15 @@ def test_missing_required_top_level_key_is_named(key: str) -> None:
     config = minimal()
     del config[key]
     assert names_key(error_lines(config), key)
+
+
+def test_prompts_is_required_only_with_the_folders_layout() -> None:
+    config = minimal()
+    del config["prompts"]
+    config["samples"]["layout"] = "kohya"
+    assert "prompts" not in validate_config(config)
+    config["samples"]["layout"] = "folders"
+    assert names_key(error_lines(config), "prompts")
 
 
 def test_missing_required_nested_key_is_named() -> None:

@@ -322,3 +322,19 @@ def test_without_replicates_the_margin_rule_decides() -> None:
     result = consolidate(_metrics_with_clip(), _config(), PROVENANCE, {})
     assert result["significance"]["tiers"] is None
     assert result["recommendation"]["method"] == "margin"
+
+
+def test_made_by_moves_from_the_rows_into_the_provenance_once() -> None:
+    """Hundreds of checkpoints computed alike add one block to the provenance, not one each."""
+    metrics = _metrics_with_clip()
+    block = {"settings_sha256": "s", "seed": 0, "packages": {"numpy": "2"}}
+    for metric in metrics:
+        metric["made_by"] = dict(block)
+    result = consolidate(metrics, _config(), PROVENANCE)
+    assert all("made_by" not in row for row in result["checkpoints"])
+    assert all("made_by" in m for m in metrics)  # inputs are not modified
+    names = [r["name"] for r in result["checkpoints"]]
+    assert result["provenance"] == {
+        **PROVENANCE,
+        "metrics_made_by": [{**block, "checkpoints": names}],
+    }

@@ -12,7 +12,7 @@ import pytest
 from cleanfid.fid import frechet_distance as cleanfid_frechet
 
 from ckpt_eval.clip_score import clip_scores
-from ckpt_eval.config import validate_config
+from ckpt_eval.config import config_hash, validate_config
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.evaluate import (
     ANALYSIS_FIELDS,
@@ -21,9 +21,11 @@ from ckpt_eval.evaluate import (
     evaluate_checkpoint,
     small_n_warning,
 )
-from ckpt_eval.featurefile import save_features
+from ckpt_eval.featurefile import load_features, save_features
 from ckpt_eval.fid import fid_from_features
+from ckpt_eval.inception import fingerprint as inception_fingerprint
 from ckpt_eval.manifest import write_json
+from ckpt_eval.provenance import package_versions
 
 D = 16  # feature width: small keeps FID full rank and fast; the checks do not depend on 2048
 
@@ -272,7 +274,9 @@ def test_no_fallback_no_warning() -> None:
 
 # ---------------------------------------------------------------- checkpoint_metrics (files)
 
-WEIGHTS = "ab" * 32
+# what the bundled weights' feature files record (ckpt_eval.inception.fingerprint)
+INCEPTION = inception_fingerprint(None)
+WEIGHTS = INCEPTION["weights_sha256"]
 
 
 def _write_inputs(
@@ -301,8 +305,8 @@ def _write_inputs(
 
     def meta(m: dict[str, Any], weights: str) -> dict[str, Any]:
         return {
+            **INCEPTION,
             "set": m["name"],
-            "extractor": "inception",
             "weights_sha256": weights,
             "image_sha256": [i["sha256"] for i in m["images"]],
         }
@@ -334,6 +338,7 @@ def _write_inputs(
     data = {
         "real": real,
         "fake": fake,
+        "fake_weights": weights_fake,
         "image": image,
         "text": text,
         "manifest": manifest,
@@ -362,6 +367,14 @@ def _settings(seed: int = 1, **overrides: Any) -> dict[str, Any]:
 def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> None:
     paths, data = _write_inputs(tmp_path, clip_available)
     result, replicates = checkpoint_metrics(paths, _settings())
+    # how it was made: the job's settings and the feature files' sources, no timestamp
+    made_by = result.pop("made_by")
+    assert made_by["settings_sha256"] == config_hash(_settings())
+    assert made_by["seed"] == 1
+    assert made_by["inception_weights_sha256"] == data["fake_weights"]
+    assert made_by["clip_model"] == ("tiny" if clip_available else None)
+    assert made_by["packages"] == package_versions()
+    assert not any("time" in key or "date" in key for key in made_by)
     assert replicates == {}  # 8 images: fewer than a bootstrap needs
     assert result["fid_ci"] is None
     assert any("No confidence intervals: 8 images" in w for w in result["warnings"])
@@ -447,11 +460,27 @@ def test_checkpoint_metrics_refuses_mismatching_clip_file(tmp_path: Path) -> Non
 
 
 def test_checkpoint_metrics_refuses_other_inception_weights(tmp_path: Path) -> None:
+    """A feature file from other weights is never used: it is removed, and the error says that
+    running again recomputes it (the real set's file, which matches, stays)."""
     paths, _ = _write_inputs(tmp_path, False, weights_fake="cd" * 32)
     with pytest.raises(CkptEvalError) as info:
         checkpoint_metrics(paths, _settings())
-    assert "different Inception weights" in info.value.what
-    assert "--forcerun" in info.value.fix
+    assert f"its weights_sha256 is '{'cd' * 32}', expected '{WEIGHTS}'" in info.value.what
+    assert info.value.path == paths.fake and "run the same command again" in info.value.fix
+    assert not Path(paths.fake).exists() and Path(paths.real).exists()
+
+
+@pytest.mark.parametrize("key", ["extractor", "preprocessing"])
+def test_checkpoint_metrics_refuses_another_extractor_or_preprocessing(
+    tmp_path: Path, key: str
+) -> None:
+    paths, _ = _write_inputs(tmp_path, False)
+    arrays, meta = load_features(paths.real)
+    save_features(paths.real, arrays, {**meta, key: "something older"})
+    with pytest.raises(CkptEvalError) as info:
+        checkpoint_metrics(paths, _settings())
+    assert f"its {key} is 'something older'" in info.value.what
+    assert not Path(paths.real).exists()
 
 
 def _analysis_inputs(tmp_path: Path, n_fake: int, copies: dict[int, int]) -> SimpleNamespace:
@@ -474,7 +503,7 @@ def _analysis_inputs(tmp_path: Path, n_fake: int, copies: dict[int, int]) -> Sim
         (paths.clip, manifest, {}),
         (paths.real_clip, real_manifest, {}),
     ):
-        meta = {"weights_sha256": WEIGHTS, "image_sha256": [i["sha256"] for i in m["images"]]}
+        meta = {**INCEPTION, "image_sha256": [i["sha256"] for i in m["images"]]}
         save_features(path, arrays, {**meta, "available": False, "reason": "no model"})
     return paths
 

@@ -145,3 +145,16 @@ def test_bit_flipped_npz_raises(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(CkptEvalError):
         load_features(path)
+
+
+def test_a_refused_file_is_removed_and_nothing_else(tmp_path: Path) -> None:
+    stale = tmp_path / "stale.npz"
+    kept = tmp_path / "kept.npz"
+    for path in (stale, kept):
+        save_features(path, {"features": np.zeros((3, 2), np.float32)}, META)
+    check_matches(META, manifest(META["image_sha256"]), kept, {"extractor": META["extractor"]})
+    with pytest.raises(CkptEvalError) as info:
+        check_matches(META, manifest(META["image_sha256"]), stale, {"extractor": "other"})
+    assert f"its extractor is {META['extractor']!r}, expected 'other'" in info.value.what
+    assert "removed without being used" in info.value.what
+    assert not stale.exists() and kept.exists()

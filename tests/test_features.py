@@ -107,6 +107,8 @@ def test_clip_model_status_available(tmp_path: Path, tiny_clip: Path, offline: N
     assert status["reason"] is None
     assert status["model"] == str(tiny_clip)
     assert status["projection_dim"] == PROJECTION_DIM
+    # a folder has no hub revision: its weights' hash says which model the scores came from
+    assert status["weights_sha256"] == clip_embed.folder_weights_sha256(tiny_clip)
 
 
 def test_clip_model_status_optional_missing(tmp_path: Path, offline: None) -> None:

@@ -28,9 +28,9 @@ def write_png(path: Path, size: tuple[int, int], mode: str = "RGB", seed: int = 
 def samples(tmp_path: Path) -> tuple[Path, list[Path]]:
     root = tmp_path / "samples"
     paths = [
-        write_png(root / "step-100" / "b.png", (20, 10), "RGB", 1),
-        write_png(root / "step-100" / "a.png", (8, 12), "RGBA", 2),
-        write_png(root / "step-100" / "sub" / "c.png", (5, 5), "L", 3),
+        write_png(root / "step-100" / "b.png", (20, 16), "RGB", 1),
+        write_png(root / "step-100" / "a.png", (16, 24), "RGBA", 2),
+        write_png(root / "step-100" / "sub" / "c.png", (17, 17), "L", 3),
     ]
     return root, paths
 
@@ -44,9 +44,9 @@ def test_manifest_records_every_image(samples: tuple[Path, list[Path]]) -> None:
     by_file = {entry["file"]: entry for entry in manifest["images"]}
     assert set(by_file) == {"step-100/a.png", "step-100/b.png", "step-100/sub/c.png"}
     expected = {
-        "step-100/b.png": (20, 10, "RGB"),
-        "step-100/a.png": (8, 12, "RGBA"),
-        "step-100/sub/c.png": (5, 5, "L"),
+        "step-100/b.png": (20, 16, "RGB"),
+        "step-100/a.png": (16, 24, "RGBA"),
+        "step-100/sub/c.png": (17, 17, "L"),
     }
     for file, (width, height, mode) in expected.items():
         entry = by_file[file]

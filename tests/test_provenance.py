@@ -64,3 +64,53 @@ def test_provenance_fields() -> None:
 def test_provenance_seed_default_and_missing() -> None:
     assert prov.provenance(_config(), "h", {})["seed"] == 0  # the schema default
     assert prov.provenance({}, "h", {})["seed"] is None
+
+
+def _meta() -> tuple[dict, dict]:
+    inception_meta = {"device": "cuda:0", "weights_sha256": "7ff4"}
+    clip_meta = {"available": True, "model": "org/clip", "revision": "abc123"}
+    return inception_meta, clip_meta
+
+
+def test_made_by_records_settings_sources_and_software_without_a_timestamp() -> None:
+    settings = {"seed": 7, "kid": {"subsets": 3}}
+    inception_meta, clip_meta = _meta()
+    block = prov.made_by(settings, inception_meta, clip_meta)
+    assert block["settings_sha256"] == config_hash(settings)
+    assert block["seed"] == 7
+    assert block["device"] == "cuda:0" and block["inception_weights_sha256"] == "7ff4"
+    assert (block["clip_model"], block["clip_revision"]) == ("org/clip", "abc123")
+    assert block["packages"] == prov.package_versions()
+    assert block["workflow_commit"] == prov.workflow_commit()
+    assert "generated_at" not in block
+    # another setting is another hash; the same settings in another key order are not
+    other = prov.made_by({**settings, "seed": 8}, *_meta())
+    assert other["settings_sha256"] != block["settings_sha256"]
+    assert prov.made_by({"kid": {"subsets": 3}, "seed": 7}, *_meta()) == block
+
+
+def test_clip_source_is_empty_when_clip_was_not_computed() -> None:
+    status = {"available": False, "model": "org/clip", "revision": None, "reason": "offline"}
+    assert prov.clip_source(status) == {
+        "clip_model": None,
+        "clip_revision": None,
+        "clip_weights_sha256": None,
+    }
+    folder = {"available": True, "model": "/models/clip", "weights_sha256": "beef"}
+    assert prov.clip_source(folder)["clip_weights_sha256"] == "beef"
+
+
+def test_group_made_by_lists_each_distinct_block_once_with_its_checkpoints() -> None:
+    a = {"settings_sha256": "s1", "packages": {"torch": "2"}}
+    b = {"settings_sha256": "s1", "packages": {"torch": "1"}}  # kept from an older run
+    rows = [
+        {"name": "step-1", "made_by": a},
+        {"name": "step-2", "made_by": b},
+        {"name": "step-3", "made_by": dict(a)},
+        {"name": "step-4"},  # no block: not listed
+    ]
+    assert prov.group_made_by(rows) == [
+        {**a, "checkpoints": ["step-1", "step-3"]},
+        {**b, "checkpoints": ["step-2"]},
+    ]
+    assert prov.group_made_by([{"name": "x"}]) == []

@@ -93,6 +93,8 @@ def _row(
         "clip_ci": None,
         "prdc": None,
         "fid_infinity": None,
+        "duplicates": [],
+        "exact_real_copies": [],
         "memorization": {
             "inception": {
                 "threshold": 0.95,

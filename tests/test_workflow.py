@@ -20,15 +20,6 @@ from ckpt_eval.featurefile import load_features
 pytestmark = pytest.mark.workflow
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One full run shared by the read-only tests below."""
-    root = tmp_path_factory.mktemp("run")
-    config = make_project(root, {"step-100": 5, "checkpoint-200": 6, "e000003": 5})
-    snakemake(root, config)
-    return root
-
-
 def planned_jobs(root: Path) -> dict[str, list[str]]:
     """Snakemake's own dry-run plan: rule -> the checkpoints (wildcards) it would run for."""
     done = snakemake(root, root / "config.yaml", "--dry-run")

@@ -4,10 +4,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir)))
 
 from ckpt_eval.config import validate_config
-from ckpt_eval.discover import discover_checkpoints, list_images
+from ckpt_eval.discover import list_images
 from ckpt_eval.evaluate import analysis_settings
 from ckpt_eval.inception import weights_path
-from ckpt_eval.prompts import prompts_of_checkpoint, read_prompt_file
+from ckpt_eval.layouts import checkpoint_prompts as prompts_by_checkpoint
+from ckpt_eval.layouts import describe_ignored, load_samples
 
 validate_config(config)
 
@@ -15,10 +16,18 @@ OUT = f"results/{config['run']}"
 LOGS = f"{OUT}/logs"
 ENV = "../../envs/ckpt-eval.yaml"
 EXTENSIONS = config["samples"]["extensions"]
-CHECKPOINTS = discover_checkpoints(config["samples"]["root"], EXTENSIONS)
+# the samples as samples.layout has them: one folder per checkpoint, or a trainer's own output
+SAMPLES = load_samples(config)
+CHECKPOINTS = SAMPLES.checkpoints()
+LEFT_OUT = describe_ignored(SAMPLES)
+if LEFT_OUT:
+    print(f"ckpt-eval: left out of samples.root: {LEFT_OUT}", file=sys.stderr)
 REAL_IMAGES = [str(p) for p in list_images(config["real_images"], EXTENSIONS)]
 INCEPTION_WEIGHTS = str(weights_path(config["fid"]["inception_weights"]))
-PROMPTS = read_prompt_file(config["prompts"])
+# what the metrics jobs use, with the Inception fingerprint (weights sha256, preprocessing)
+ANALYSIS = analysis_settings(config)
+PROMPTS = prompts_by_checkpoint(SAMPLES, config)
+PROMPT_SOURCE = str(config.get("prompts") or SAMPLES.prompt_source or SAMPLES.root)
 
 
 def wants_gpu(device):
@@ -52,7 +61,7 @@ def checkpoint_images(wildcards):
 def checkpoint_prompts(wildcards):
     """Only this checkpoint's prompts, as a parameter: editing the prompt file reruns just the
     checkpoints whose prompts changed."""
-    return prompts_of_checkpoint(PROMPTS, wildcards.ckpt)
+    return PROMPTS[wildcards.ckpt]
 
 
 def per_checkpoint(pattern):

@@ -7,11 +7,13 @@ rule inception_real:
         f"{LOGS}/features/inception_real.log",
     conda:
         ENV
-    threads: 2
+    threads: config["feature_threads"]
     resources:
         gpu=GPU,
     params:
         weights=INCEPTION_WEIGHTS,
+        fingerprint=ANALYSIS["inception"],
+        torch_threads=config["feature_threads"],
         device=config["device"],
         batch_size=config["batch_size"],
         num_workers=config["num_workers"],
@@ -28,11 +30,13 @@ rule inception_checkpoint:
         f"{LOGS}/features/inception_{{ckpt}}.log",
     conda:
         ENV
-    threads: 2
+    threads: config["feature_threads"]
     resources:
         gpu=GPU,
     params:
         weights=INCEPTION_WEIGHTS,
+        fingerprint=ANALYSIS["inception"],
+        torch_threads=config["feature_threads"],
         device=config["device"],
         batch_size=config["batch_size"],
         num_workers=config["num_workers"],
@@ -68,10 +72,11 @@ rule clip_checkpoint:
         f"{LOGS}/features/clip_{{ckpt}}.log",
     conda:
         ENV
-    threads: 2
+    threads: config["feature_threads"]
     resources:
         gpu=GPU,
     params:
+        torch_threads=config["feature_threads"],
         device=config["device"],
         batch_size=config["batch_size"],
     script:
@@ -88,10 +93,11 @@ rule clip_real:
         f"{LOGS}/features/clip_real.log",
     conda:
         ENV
-    threads: 2
+    threads: config["feature_threads"]
     resources:
         gpu=GPU,
     params:
+        torch_threads=config["feature_threads"],
         device=config["device"],
         batch_size=config["batch_size"],
         enabled=config["memorization"]["clip"],

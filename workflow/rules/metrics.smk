@@ -15,6 +15,6 @@ rule metrics_checkpoint:
     conda:
         ENV
     params:
-        settings=analysis_settings(config),
+        settings=ANALYSIS,
     script:
         "../../scripts/metrics.py"

@@ -9,7 +9,7 @@ rule pair_prompts:
         ENV
     params:
         prompts=checkpoint_prompts,
-        prompt_file=config["prompts"],
+        prompt_file=PROMPT_SOURCE,
         fallback=config["fallback_prompt"],
     script:
         "../../scripts/prompts.py"

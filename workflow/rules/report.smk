@@ -2,11 +2,22 @@ rule consolidate:
     input:
         metrics=per_checkpoint(f"{OUT}/metrics_checkpoint_{{ckpt}}.json"),
         replicates=per_checkpoint(f"{OUT}/bootstrap/checkpoint_{{ckpt}}.npz"),
+        manifests=per_checkpoint(f"{OUT}/manifests/checkpoint_{{ckpt}}.json"),
         inception_real=f"{OUT}/features/inception/real.npz",
         clip_status=f"{OUT}/features/clip/model.json",
     output:
-        json=f"{OUT}/consolidated_results.json",
-        csv=f"{OUT}/metrics.csv",
+        json=report(
+            f"{OUT}/consolidated_results.json",
+            caption="../report/results.rst",
+            category="Evaluation",
+            subcategory="Results",
+        ),
+        csv=report(
+            f"{OUT}/metrics.csv",
+            caption="../report/metrics.rst",
+            category="Evaluation",
+            subcategory="Metrics",
+        ),
     log:
         f"{LOGS}/consolidate.log",
     conda:
@@ -24,8 +35,20 @@ rule report:
         manifests=per_checkpoint(f"{OUT}/manifests/checkpoint_{{ckpt}}.json"),
     output:
         md=f"{OUT}/report.md",
-        html=f"{OUT}/report.html",
-        plots=directory(f"{OUT}/plots"),
+        html=report(
+            f"{OUT}/report.html",
+            caption="../report/report.rst",
+            category="Evaluation",
+            subcategory="Report",
+        ),
+        plots=report(
+            directory(f"{OUT}/plots"),
+            patterns=["{name}.png"],
+            caption="../report/charts.rst",
+            category="Evaluation",
+            subcategory="Charts",
+            labels={"chart": "{name}"},
+        ),
     log:
         f"{LOGS}/report.log",
     conda:

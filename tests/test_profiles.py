@@ -1,0 +1,147 @@
+"""The SLURM profile is valid: a dry run with the real executor plugin plans every job with the
+resources, threads and groups the profile gives, and submits nothing.
+
+The SLURM plugin asks `scontrol` about the cluster even in a dry run (and tolerates it failing).
+So that no real cluster is touched when these tests run on a login node, fake `sbatch`, `srun`,
+`salloc`, `sinfo`, `squeue`, `sacct` and `scontrol` come first on PATH: each records its call and
+fails, and the test fails if a submitting one was called at all.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, make_project, snakemake
+
+pytestmark = pytest.mark.workflow
+
+SLURM = REPO / "profiles" / "slurm"
+PROFILE = yaml.safe_load((SLURM / "config.yaml").read_text(encoding="utf-8"))
+# the rules that run a network on the device (resources: gpu=GPU in workflow/rules/features.smk)
+FEATURE_RULES = {
+    "inception_real",
+    "inception_checkpoint",
+    "clip_model",
+    "clip_checkpoint",
+    "clip_real",
+}
+SUBMIT = ("sbatch", "srun", "salloc")
+QUERY = ("sinfo", "squeue", "sacct", "scontrol")
+# components per checkpoint in each group: organize+pair_prompts are connected (one component);
+# inception and CLIP features of a checkpoint are not connected to each other (two); metrics one
+COMPONENTS_PER_CHECKPOINT = {"prepare": 1, "features": 2, "metrics": 1}
+N_CHECKPOINTS = 6  # 12 feature components: more than one features group job
+
+
+@dataclass
+class PlannedJob:
+    rule: str
+    group: str | None
+    threads: int = 1
+    wildcards: str | None = None
+    resources: dict[str, str] = field(default_factory=dict)
+
+
+def planned_jobs(output: str) -> tuple[list[PlannedJob], list[str]]:
+    """The jobs of a dry run's printout, and the group jobs (by group name) in order.
+
+    A group job's header is followed by its jobs, indented; a job at the left margin is alone.
+    """
+    jobs: list[PlannedJob] = []
+    groups: list[str] = []
+    group = None
+    for line in output.splitlines():
+        if header := re.search(r"Group job (\S+) \(", line):
+            group = header.group(1)
+            groups.append(group)
+        elif rule := re.match(r"^(\s*)(?:local)?rule (\w+):$", line):
+            jobs.append(PlannedJob(rule.group(2), group if rule.group(1) else None))
+        elif jobs and (threads := re.match(r"^\s+threads: (\d+)$", line)):
+            jobs[-1].threads = int(threads.group(1))
+        elif jobs and (wildcards := re.match(r"^\s+wildcards: (.+)$", line)):
+            jobs[-1].wildcards = wildcards.group(1)
+        elif jobs and (resources := re.match(r"^\s+resources: (.+)$", line)):
+            pairs = (item.split("=", 1) for item in resources.group(1).split(", "))
+            jobs[-1].resources = {key: value for key, value in pairs}
+    return jobs, groups
+
+
+def profile_value(expression: int | str) -> int:
+    """A profile resource such as `2000 * attempt`, on the first attempt."""
+    return int(eval(str(expression), {"__builtins__": {}}, {"attempt": 1}))
+
+
+def fake_slurm(folder: Path) -> tuple[Path, Path]:
+    """Fake SLURM commands in `folder`; returns the folder and the file their calls go to."""
+    folder.mkdir()
+    calls = folder / "calls.log"
+    for name in SUBMIT + QUERY:
+        script = folder / name
+        script.write_text(
+            f'#!/bin/sh\necho "{name} $*" >> "{calls}"\n'
+            f'echo "fake {name}: a dry run must not reach SLURM" >&2\nexit 1\n'
+        )
+        script.chmod(0o755)
+    return folder, calls
+
+
+def slurm_dry_run(root: Path, device: str) -> tuple[list[PlannedJob], list[str], str]:
+    config = make_project(
+        root, {f"step-{i}00": 2 for i in range(1, N_CHECKPOINTS + 1)}, n_real=3, device=device
+    )
+    fakes, calls = fake_slurm(root / "fake-slurm")
+    done = snakemake(
+        root,
+        config,
+        "--profile",
+        str(SLURM),
+        "--dry-run",
+        cores=None,
+        env={"PATH": f"{fakes}{os.pathsep}{os.environ['PATH']}"},
+    )
+    log = calls.read_text() if calls.exists() else ""
+    assert not [c for c in log.splitlines() if c.split()[0] in SUBMIT], log
+    jobs, groups = planned_jobs(done.stdout)
+    return jobs, groups, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_slurm_profile_plans_every_job_with_the_profiles_resources(
+    tmp_path: Path, device: str
+) -> None:
+    jobs, groups, output = slurm_dry_run(tmp_path, device)
+    assert "profiles/slurm" in output and "profiles/default" in output  # both profiles in force
+    jobs = [j for j in jobs if j.rule != "all"]  # the target rule runs nothing
+    rules = {j.rule for j in jobs}
+    per_checkpoint = {j.rule for j in jobs if j.wildcards}
+    # every job planned: one per rule, or one per checkpoint
+    assert rules == set(PROFILE["set-resources"]), "each rule has its resources in the profile"
+    for rule in rules:
+        count = sum(j.rule == rule for j in jobs)
+        assert count == (N_CHECKPOINTS if rule in per_checkpoint else 1), rule
+
+    defaults = PROFILE["default-resources"]
+    for job in jobs:
+        given = {**defaults, **PROFILE["set-resources"][job.rule]}
+        for key in ("mem_mb", "runtime", "cpus_per_task"):
+            assert job.resources[key] == str(profile_value(given[key])), (job.rule, key)
+        assert job.threads == PROFILE["set-threads"].get(job.rule, 1), job.rule
+        # SLURM gives each job as many CPUs as it runs torch threads
+        assert int(job.resources["cpus_per_task"]) == job.threads, job.rule
+        # a GPU only for the feature rules, and only when the config's device asks for one
+        gpu = job.resources.get("gpu", "0")
+        assert gpu == ("1" if device == "cuda" and job.rule in FEATURE_RULES else "0"), job.rule
+        assert job.group == PROFILE["groups"].get(job.rule), job.rule
+
+    # many checkpoints make few cluster jobs: each group job holds up to group-components
+    limits = PROFILE["group-components"]
+    assert set(groups) == set(limits)
+    for name, limit in limits.items():
+        components = N_CHECKPOINTS * COMPONENTS_PER_CHECKPOINT[name]
+        assert groups.count(name) == math.ceil(components / limit), name

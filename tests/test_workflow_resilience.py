@@ -1,0 +1,209 @@
+"""The workflow on bad inputs, after a kill, with stale caches, and run twice: never a quiet
+wrong number, nothing finished lost."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from bad_inputs import CORPUS
+from conftest import REPO, SNAKEMAKE, make_project, snakemake
+
+from ckpt_eval.featurefile import load_features, save_features
+
+pytestmark = pytest.mark.workflow
+
+NUMBERS = ("fid", "kid_mean", "kid_std", "fid_ci", "kid_ci", "prdc")
+
+
+def _result(root: Path) -> dict:
+    return json.loads((root / "results" / "t" / "consolidated_results.json").read_text())
+
+
+def _numbers(root: Path) -> dict[str, dict]:
+    return {r["name"]: {k: r[k] for k in NUMBERS} for r in _result(root)["checkpoints"]}
+
+
+def _corpus_project(root: Path, **overrides) -> Path:
+    """Two checkpoints: step-1 with every corpus file beside 3 clean ones; step-2 with a file
+    copied from step-1 and an internal duplicate. The prompt CSV has a BOM, quoted commas and
+    an embedded newline; every sample has a prompt."""
+    config = make_project(root, {"step-1": 3, "step-2": 3}, **overrides)
+    samples = root / "samples"
+    for name, maker, _ in CORPUS:
+        maker(samples / "step-1" / name)
+    shutil.copy(samples / "step-1" / "img_000.png", samples / "step-2" / "from_step_1.png")
+    shutil.copy(samples / "step-2" / "img_000.png", samples / "step-2" / "again.png")
+    files = sorted(p.relative_to(samples).as_posix() for p in samples.rglob("*") if p.is_file())
+    with open(root / "prompts.csv", "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "prompt"])
+        for i, file in enumerate(files):
+            writer.writerow([file, f'a "shoe", number {i},\nsecond line'])
+    return config
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_bad_input_corpus_through_the_workflow(tmp_path: Path) -> None:
+    config = _corpus_project(tmp_path, on_bad_image="skip")
+    snakemake(tmp_path, config)
+    rows = {r["name"]: r for r in _result(tmp_path)["checkpoints"]}
+    bad = {name for name, _, outcome in CORPUS if outcome == "error"}
+    handled = [(name, outcome) for name, _, outcome in CORPUS if outcome != "error"]
+    step1 = rows["step-1"]
+    assert {Path(s["path"]).name for s in step1["skipped_images"]} == bad
+    assert step1["n_images"] == 3 + len(handled)
+    notes = " | ".join(c["note"] for c in step1["conversions"])
+    for name, outcome in handled:
+        assert outcome in notes, name
+    assert rows["step-2"]["shared_with"] == {"step-1": 1}
+    assert rows["step-1"]["shared_with"] == {"step-1": 1} or rows["step-1"]["shared_with"] == {
+        "step-2": 1
+    }
+    assert rows["step-2"]["duplicates"] == [["step-2/again.png", "step-2/img_000.png"]]
+    for row in rows.values():
+        assert row["fallback_count"] == 0  # the BOM CSV's quoted, multi-line prompts all matched
+    html = (tmp_path / "results" / "t" / "report.html").read_text(encoding="utf-8")
+    parser = _Text()
+    parser.feed(html)
+    text = "".join(parser.text)
+    for name in bad:
+        assert name in text
+    assert "EXIF orientation 6 ignored" in text and "byte-identical" in text
+    assert "script" not in parser.tags
+
+    # the same inputs with the default on_bad_image: error stop at organize, naming one file,
+    # once, without a Python traceback, and nothing of the finished run is lost
+    data = yaml.safe_load(config.read_text())
+    data["on_bad_image"] = "error"
+    config.write_text(yaml.safe_dump(data))
+    shutil.rmtree(tmp_path / "results" / "t" / "manifests")
+    done = snakemake(tmp_path, config, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert output.count("ckpt-eval error in rule organize_checkpoint") == 1
+    named = [line for line in output.splitlines() if line.startswith("  file: ")]
+    assert len(named) == 1 and Path(named[0].removeprefix("  file: ")).name in bad
+    assert "Traceback" not in output
+    assert "on_bad_image: skip" in output
+    assert (tmp_path / "results" / "t" / "features" / "inception" / "real.npz").exists()
+
+
+def test_a_run_killed_during_feature_extraction_resumes_to_the_same_numbers(
+    tmp_path: Path,
+) -> None:
+    reference = tmp_path / "reference"
+    killed = tmp_path / "killed"
+    for root in (reference, killed):
+        make_project(root, {"step-1": 12, "step-2": 12}, n_real=24)
+    snakemake(reference, reference / "config.yaml")
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(killed)]
+    command += ["--configfile", str(killed / "config.yaml"), "--cores", "2"]
+    process = subprocess.Popen(
+        command, cwd=killed, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    logs = killed / "results" / "t" / "logs" / "features"
+    deadline = time.monotonic() + 120
+    while not (logs.is_dir() and any(logs.glob("inception_*.log"))):
+        assert process.poll() is None and time.monotonic() < deadline, "no extraction started"
+        time.sleep(0.05)
+    time.sleep(1.0)  # the network is loaded and the first batches are running
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "results" / "t" / "consolidated_results.json").exists()
+    # whatever feature file exists is complete (written under a temp name, then renamed)
+    for path in (killed / "results" / "t" / "features").rglob("*.npz"):
+        load_features(path)
+
+    snakemake(killed, killed / "config.yaml", "--unlock")
+    snakemake(killed, killed / "config.yaml")  # profiles/default: rerun-incomplete
+    assert _numbers(killed) == _numbers(reference)
+
+
+def _planned_rules(root: Path, config: Path) -> dict[str, int]:
+    done = snakemake(root, config, "--dry-run", "--quiet", "rules")
+    counts: dict[str, int] = {}
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_a_new_clip_model_reruns_clip_only_and_new_weights_inception_only(
+    tmp_path: Path,
+) -> None:
+    config = make_project(tmp_path, {"step-1": 4, "step-2": 4})
+    snakemake(tmp_path, config)
+    data = yaml.safe_load(config.read_text())
+
+    clip = tmp_path / "clip.yaml"
+    clip.write_text(yaml.safe_dump({**data, "clip": {"model": "other-clip", "required": False}}))
+    plan = _planned_rules(tmp_path, clip)
+    assert plan["clip_model"] == 1 and plan["clip_checkpoint"] == 2 and plan["clip_real"] == 1
+    assert not any(rule.startswith(("inception", "organize")) for rule in plan)
+
+    from ckpt_eval.inception import bundled_weights_path
+
+    weights = tmp_path / "my-inception.pt"
+    shutil.copy(bundled_weights_path(), weights)
+    other = tmp_path / "weights.yaml"
+    other.write_text(yaml.safe_dump({**data, "fid": {"inception_weights": str(weights)}}))
+    plan = _planned_rules(tmp_path, other)
+    assert plan["inception_real"] == 1 and plan["inception_checkpoint"] == 2
+    assert not any(rule.startswith(("clip", "organize")) for rule in plan)
+
+
+def test_a_stale_feature_file_is_removed_never_used_and_recomputed(tmp_path: Path) -> None:
+    config = make_project(tmp_path, {"step-1": 4, "step-2": 4})
+    snakemake(tmp_path, config)
+    before = _numbers(tmp_path)
+    path = tmp_path / "results" / "t" / "features" / "inception" / "checkpoint_step-2.npz"
+    arrays, meta = load_features(path)
+    # e.g. copied over from another run: other images behind the same name
+    save_features(path, {"inception": arrays["inception"][::-1]}, {**meta, "image_sha256": []})
+    done = snakemake(tmp_path, config, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and output.count("Cached features do not match") == 1
+    assert "Traceback" not in output and not path.exists()
+    snakemake(tmp_path, config)
+    assert _numbers(tmp_path) == before
+
+
+def test_one_or_two_cores_and_runs_from_scratch_give_identical_results(tmp_path: Path) -> None:
+    config = make_project(tmp_path, {"step-1": 12, "step-2": 12, "step-3": 12}, n_real=20)
+
+    def run(*args: str) -> str:
+        shutil.rmtree(tmp_path / "results", ignore_errors=True)
+        shutil.rmtree(tmp_path / ".snakemake", ignore_errors=True)
+        snakemake(tmp_path, config, *args)
+        data = _result(tmp_path)
+        data["provenance"].pop("generated_at", None)
+        return json.dumps(data, sort_keys=True)
+
+    first = run("--cores", "1")
+    assert run("--cores", "2") == first
