@@ -30,7 +30,9 @@ def load_clip(model: str, device: torch.device) -> tuple[Any, Any, dict[str, Any
     errors: list[str] = []
     for kwargs in attempts:
         try:
-            net = CLIPModel.from_pretrained(model, **kwargs).eval().to(device)
+            # safetensors only: a pickled pytorch_model.bin would run code from the folder
+            net = CLIPModel.from_pretrained(model, use_safetensors=True, **kwargs)
+            net = net.eval().to(device)
             processor = CLIPProcessor.from_pretrained(model, **kwargs)
         except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
             errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
@@ -45,7 +47,8 @@ def load_clip(model: str, device: torch.device) -> tuple[Any, Any, dict[str, Any
         f"The CLIP model '{model}' could not be loaded ({errors[-1]}).",
         fix="point clip.model at a local folder holding the model (e.g. made once on a machine "
         "with network by `CLIPModel.from_pretrained(id).save_pretrained(dir)` and the same for "
-        "CLIPProcessor), or set clip.required: false to run without CLIP score.",
+        "CLIPProcessor; weights are read from model.safetensors only, never from a pickled "
+        ".bin), or set clip.required: false to run without CLIP score.",
     )
 
 

@@ -201,3 +201,23 @@ def test_folder_weights_sha256_follows_the_weight_files(tmp_path: Path) -> None:
     assert clip_embed.folder_weights_sha256(folder) == first
     (folder / "model.safetensors").write_bytes(b"weights v2")
     assert clip_embed.folder_weights_sha256(folder) != first
+
+
+def test_a_pickled_model_folder_is_never_loaded(
+    tmp_path: Path, tiny_clip: Path, offline: None
+) -> None:
+    """The same model saved as pytorch_model.bin (a pickle) is refused: loading it could run
+    code from the folder. The message says what to do."""
+    import shutil
+
+    from transformers import CLIPModel
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_clip, folder)
+    (folder / "model.safetensors").unlink()
+    # transformers 5 writes only safetensors; the pickle is what older versions wrote
+    torch.save(CLIPModel.from_pretrained(tiny_clip).state_dict(), folder / "pytorch_model.bin")
+    assert (folder / "pytorch_model.bin").exists() and not (folder / "model.safetensors").exists()
+    with pytest.raises(CkptEvalError) as info:
+        clip_embed.load_clip(str(folder), CPU)
+    assert "safetensors" in info.value.fix
