@@ -1,5 +1,5 @@
 # ckpt-eval: which checkpoint of a fine-tuned text-to-image model to ship.
-# Stages: organize -> prompts -> features -> metrics -> report (one rule file each).
+# Stages: [generate ->] organize -> prompts -> features -> metrics -> report (one rule file each).
 
 
 configfile: "config.yaml"
@@ -10,6 +10,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/generate.smk"
 include: "workflow/rules/organize.smk"
 include: "workflow/rules/prompts.smk"
 include: "workflow/rules/features.smk"

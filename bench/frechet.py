@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 from cleanfid.fid import frechet_distance as sqrtm_frechet
+from common import Context
 
 from ckpt_eval.fid import frechet_distance
 from ckpt_eval.fid import statistics as feature_statistics
 
+NAME = "frechet"
 CASES = {"full rank (N = 5000)": 5000, "rank-deficient (N = 500)": 500}
 
 
@@ -30,7 +32,8 @@ def _median_seconds(fn: Any, repeats: int) -> tuple[float, float]:
     return stats.median(times), value
 
 
-def run(repeats: int = 5, seed: int = 0) -> list[dict[str, Any]]:
+def run(ctx: Context, seed: int = 0) -> list[dict[str, Any]]:
+    repeats = ctx.repeats
     rng = np.random.default_rng(seed)
     rows = []
     for label, n in CASES.items():
@@ -57,11 +60,11 @@ def run(repeats: int = 5, seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], repeats: int) -> str:
+def markdown(rows: list[dict[str, Any]], ctx: Context) -> str:
     lines = [
-        "## Fréchet distance, 2048-d (target: >= 5x faster than sqrtm, same value to 1e-6)",
+        "## 5. Fréchet distance, 2048-d (target: >= 5x faster than sqrtm, same value to 1e-6)",
         "",
-        f"Median of {repeats} runs each. `python bench/run.py frechet`",
+        f"Median of {ctx.repeats} runs each. `python bench/run.py frechet`",
         "",
         "| case | ckpt_eval.fid (s) | scipy sqrtm via clean-fid (s) | speed-up "
         "| relative difference | met |",

@@ -1,15 +1,30 @@
-"""Run the benchmarks and write bench/RESULTS.md: `python bench/run.py [figure ...]`.
+"""Run the benchmarks and write bench/RESULTS.md: `python bench/run.py [--quick] [figure ...]`.
 
-Figures measured so far: `frechet` (Fréchet distance against scipy's sqrtm). Each writes its own
-section; RESULTS.md starts with the machine and the package versions the figures were taken on.
+Figures (each a module here, each writing its own section of RESULTS.md):
+
+1. `extraction`: full extraction path against the bare Inception forward; absolute images/s
+   of Inception and CLIP; the forward's share of the machine's fp32 GEMM throughput.
+2. `versus_cleanfid`: the whole workflow against a loop of clean-fid's compute_fid and
+   compute_kid per checkpoint, on the same folders and weights.
+3. and 4. `incremental`: adding one checkpoint to a finished run; a rerun with nothing changed.
+5. `frechet`: Fréchet distance on 2048-d statistics against scipy's sqrtm.
+6. `scale`: planning 1,000 checkpoints x 32 images; streaming real-set statistics of 50,000
+   images in bounded memory.
+
+The bench builds its own data set (bench/data.py) in `--workdir`. Sections of figures not run
+this time are kept from the existing RESULTS.md; the header (machine, versions, load) is
+rewritten. `--quick` uses fewer images and repeats: a smoke test, not the recorded figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
+import re
 import sys
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -17,40 +32,97 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import extraction  # noqa: E402
 import frechet  # noqa: E402
+import incremental  # noqa: E402
+import scale  # noqa: E402
+import versus_cleanfid  # noqa: E402
+from common import Context, MachineLoad  # noqa: E402
 
-FIGURES = {"frechet": frechet}
-PACKAGES = ("numpy", "scipy", "torch", "clean-fid")
+FIGURES = {
+    "extraction": extraction,
+    "versus_cleanfid": versus_cleanfid,
+    "incremental": incremental,
+    "frechet": frechet,
+    "scale": scale,
+}
+PACKAGES = ("numpy", "scipy", "torch", "Pillow", "clean-fid", "snakemake", "transformers")
+SECTION = re.compile(r"<!-- figure: (\w+) -->\n(.*?)<!-- end: \1 -->\n", re.S)
 
 
-def machine() -> str:
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def header(argv: list[str]) -> str:
+    import torch
+
     lines = [
         "# Benchmark results",
         "",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        f"- Machine: {cpu_name()}, {os.cpu_count()} CPUs ({platform.machine()}, "
+        f"{torch.backends.cpu.get_cpu_capability()}), {platform.platform()}; no GPU used",
         f"- Python {platform.python_version()}; "
         + ", ".join(f"{p} {version(p)}" for p in PACKAGES),
+        f"- Last run {datetime.date.today().isoformat()}: "
+        f"`python bench/run.py {' '.join(argv)}`".rstrip()
+        + " (every figure: `python "
+        "bench/run.py`; one figure: `python bench/run.py <name>`; smoke test: `--quick`)",
+        "- Each section says how much CPU other processes took while it ran: this machine was "
+        "shared with another engineer's test runs, so absolute times are noisy; the ratios are "
+        "measured side by side (runs interleaved), medians throughout.",
         "",
     ]
     return "\n".join(lines)
 
 
+def merge(existing: str, sections: dict[str, str]) -> str:
+    """Every figure's section in FIGURES order: this run's, else the one already written."""
+    kept = {m.group(1): m.group(2) for m in SECTION.finditer(existing)}
+    kept.update(sections)
+    return "".join(
+        f"<!-- figure: {name} -->\n{kept[name]}<!-- end: {name} -->\n\n"
+        for name in FIGURES
+        if name in kept
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("figures", nargs="*", help=f"any of {', '.join(FIGURES)}; default all")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
+    parser.add_argument("--repeats", type=int, help="runs per measurement (default 5, quick 2)")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "ckpt-eval-bench",
+        help="where the data set and workflow projects go (kept between runs)",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.figures) - set(FIGURES))
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
-    sections = [machine()]
+    repeats = args.repeats or (2 if args.quick else 5)
+    ctx = Context(quick=args.quick, repeats=repeats, workdir=args.workdir)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    existing = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    sections: dict[str, str] = {}
     for name in args.figures or FIGURES:
         module = FIGURES[name]
-        rows = module.run(repeats=args.repeats)
-        sections.append(module.markdown(rows, args.repeats))
-        print(sections[-1])
-    args.out.write_text("\n".join(sections), encoding="utf-8")
+        print(f"--- {name}", flush=True)
+        with MachineLoad() as load:
+            result = module.run(ctx)
+        sections[name] = module.markdown(result, ctx) + "\n" + load.note() + "\n"
+        print(sections[name], flush=True)
+        args.out.write_text(header(argv) + "\n" + merge(existing, sections), encoding="utf-8")
 
 
 if __name__ == "__main__":

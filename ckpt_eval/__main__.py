@@ -31,6 +31,10 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--pattern", help="regex layout: pattern with (?P<step>...) and so on")
     init.add_argument("--trigger-word", help="ai-toolkit: the word that replaces [trigger]")
     init.add_argument("--training-run", help="which run, when the folder holds several")
+    init.add_argument(
+        "--base-model",
+        help="render the samples (a generate: section): the base model's hub id or folder",
+    )
     init.add_argument("--force", action="store_true", help="overwrite an existing config")
     return top
 
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         pattern=args.pattern,
         trigger_word=args.trigger_word,
         training_run=args.training_run,
+        base_model=args.base_model,
         force=args.force,
     )
     try:

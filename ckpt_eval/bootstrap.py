@@ -176,14 +176,21 @@ def checkpoint_replicates(
     clip_scores: np.ndarray | None,
     resamples: int,
     seed: int,
+    real_stats: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """FID, KID (and CLIP) replicates of one checkpoint on one shared set of resamples."""
+    """FID, KID (and CLIP) replicates of one checkpoint on one shared set of resamples.
+
+    `real_stats` is the real set's (mean, covariance) when `real` holds only a subset of its
+    rows (a large real set, see `ckpt_eval.moments`); None takes them from `real`.
+    """
     if len(fake) < MIN_IMAGES:
         raise ValueError(f"{name}: {len(fake)} images, a bootstrap needs at least {MIN_IMAGES}")
     counts = resample_counts(len(fake), resamples, stream(seed, "bootstrap", name))
     real64 = np.asarray(real, np.float64)
+    if real_stats is None:
+        real_stats = (real64.mean(axis=0), np.cov(real64, rowvar=False))
     out = {
-        "fid": fid_replicates(real64.mean(axis=0), np.cov(real64, rowvar=False), fake, counts),
+        "fid": fid_replicates(*real_stats, fake, counts),
         "kid": kid_replicates(real64, fake, counts),
     }
     if clip_scores is not None:

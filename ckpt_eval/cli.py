@@ -29,8 +29,8 @@ def run_job(snakemake: Any, body: Callable[[Any], None]) -> None:
     threads = getattr(getattr(snakemake, "params", None), "torch_threads", None) or getattr(
         snakemake, "threads", None
     )
-    if isinstance(threads, int) and threads > 0 and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+    if isinstance(threads, int) and threads > 0:
+        limit_torch_threads(threads)
     try:
         body(snakemake)
     except CkptEvalError as exc:
@@ -45,3 +45,16 @@ def run_job(snakemake: Any, body: Callable[[Any], None]) -> None:
         if handle:
             sys.stderr = terminal
             handle.close()
+
+
+def limit_torch_threads(threads: int) -> None:
+    """Make torch compute with `threads` threads in this process, imported yet or not.
+
+    A job imports torch only if it needs it (a CLIP job with no CLIP model never does, and
+    saves the 1.5 s). torch sizes its thread pool from OMP_NUM_THREADS and MKL_NUM_THREADS
+    when it is imported (Snakemake sets both to the job's granted threads), so setting them
+    here covers a later import, and set_num_threads an earlier one.
+    """
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)

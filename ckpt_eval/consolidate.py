@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ckpt_eval.generate import BASELINE
 from ckpt_eval.provenance import group_made_by
 from ckpt_eval.ranking import clip_band, fid_band, recommend, score_checkpoints
 from ckpt_eval.significance import compare, tiers
@@ -48,8 +49,10 @@ def comparisons(
     replicates: dict[str, dict[str, np.ndarray]],
     used: dict[str, Any],
     settings: dict[str, Any],
+    reference: str | None = None,
 ) -> list[list[str]] | None:
-    """Add each row's differences to the top-ranked, the best-FID and the previous checkpoint.
+    """Add each row's differences to the top-ranked, the best-FID and the previous checkpoint,
+    and to the `reference` (the base model alone) when there is one.
 
     Returns the significance tiers on the ranking's metrics, or None when some ranked checkpoint
     has no replicates (too few images), in which case the margin rule decides.
@@ -86,6 +89,11 @@ def comparisons(
         )
         row["vs_previous"] = (
             comparison(row["name"], previous["name"]) if has_fid and previous else None
+        )
+        row["vs_reference"] = (
+            comparison(row["name"], reference)
+            if has_fid and reference in by_name and row["name"] != reference
+            else None
         )
         if has_fid:
             previous = row
@@ -147,7 +155,9 @@ def consolidate(
     for row in rows:
         row["fid_band"] = fid_band(row.get("fid"), config["report"]["fid_bands"])
         row["clip_band"] = clip_band(row.get("clip_score_mean"), config["report"]["clip_bands"])
-    groups = comparisons(rows, replicates or {}, used, config)
+    # with `generate:`, the base model rendered alone: a reference, not a candidate
+    reference = BASELINE if config.get("generate") and config["generate"].get("baseline") else None
+    groups = comparisons(rows, replicates or {}, used, config, reference)
     level = config["bootstrap"]["level"]
     for number, group in enumerate(groups or [], 1):
         for name in group:
@@ -161,6 +171,7 @@ def consolidate(
         used,
         groups,
         level,
+        reference if any(r["name"] == reference for r in rows) else None,
     )
     clip_reasons = sorted(
         {r["clip_reason"] for r in rows if not r["clip_available"] and r.get("clip_reason")}
@@ -217,11 +228,11 @@ def consolidate_files(
     out_csv: str,
 ) -> None:
     from ckpt_eval.config import config_hash
-    from ckpt_eval.featurefile import load_features
+    from ckpt_eval.featurefile import load_features, load_meta
     from ckpt_eval.manifest import read_json, write_json
     from ckpt_eval.provenance import clip_source, provenance
 
-    _, real_meta = load_features(inception_real)
+    real_meta = load_meta(inception_real)
     status = read_json(clip_status)
     if not status["available"]:
         clip_text = f"not computed: {status['reason']}"

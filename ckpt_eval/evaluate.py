@@ -9,14 +9,15 @@ import numpy as np
 
 from ckpt_eval import bootstrap
 from ckpt_eval.clip_score import clip_scores, per_prompt, summarise
-from ckpt_eval.featurefile import check_matches, load_features
-from ckpt_eval.fid import fid_from_features
+from ckpt_eval.featurefile import check_matches, inception_set, load_features
+from ckpt_eval.fid import frechet_distance_to_rows, statistics
 from ckpt_eval.fid_infinity import fid_infinity
-from ckpt_eval.inception import DIM
-from ckpt_eval.inception import fingerprint as inception_fingerprint
+from ckpt_eval.inception_id import DIM
+from ckpt_eval.inception_id import fingerprint as inception_fingerprint
 from ckpt_eval.kid import kid
 from ckpt_eval.manifest import read_json
 from ckpt_eval.memorization import memorization
+from ckpt_eval.moments import StreamedSet
 from ckpt_eval.prdc import prdc
 from ckpt_eval.provenance import made_by
 from ckpt_eval.steps import parse_position
@@ -41,8 +42,15 @@ def evaluate_checkpoint(
     kid_subsets: int,
     kid_subset_size: int,
     seed: int,
+    real_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    n_real: int | None = None,
 ) -> dict[str, Any]:
-    """`clip` holds `available`, `reason`, and when available `image`/`text` embeddings."""
+    """`clip` holds `available`, `reason`, and when available `image`/`text` embeddings.
+
+    `real_stats` (mean, covariance) and `n_real` describe the whole real set when
+    `real_features` holds only a subset of its rows (see `ckpt_eval.moments`); None = the rows
+    are the whole set.
+    """
     name = manifest["name"]
     position = parse_position(name)
     n = len(manifest["images"])
@@ -52,10 +60,12 @@ def evaluate_checkpoint(
         "step": position.step,
         "epoch": position.epoch,
         "n_images": n,
-        "n_real": int(len(real_features)),
+        "n_real": int(len(real_features) if n_real is None else n_real),
     }
     if n >= 2:
-        result["fid"] = fid_from_features(real_features, fake_features)
+        if real_stats is None:
+            real_stats = statistics(real_features)
+        result["fid"] = frechet_distance_to_rows(*real_stats, fake_features)
         k = kid(real_features, fake_features, kid_subsets, kid_subset_size, seed)
         result.update(
             kid_mean=k.mean, kid_std=k.std, kid_subsets=k.subsets, kid_subset_size=k.subset_size
@@ -118,6 +128,29 @@ def evaluate_checkpoint(
     return result
 
 
+def real_statistics(real: StreamedSet) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the whole real set: accumulated during extraction when only a
+    subset of the rows was kept, else from the rows (the numbers of an unstreamed run)."""
+    if real.mean is not None and real.covariance is not None:
+        return real.mean, real.covariance
+    return statistics(real.rows)
+
+
+def kept_images(real: StreamedSet, real_manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The real manifest's images that the kept rows are, in row order."""
+    images = real_manifest["images"]
+    return images if real.index is None else [images[int(i)] for i in real.index]
+
+
+def real_subset_note(real: StreamedSet, seed: int) -> str:
+    return (
+        f"The real set has {real.count} images: FID uses all of them (mean and covariance "
+        "accumulated in float64 while extracting), while KID, its bootstrap interval, "
+        "precision/recall/density/coverage and the Inception memorization screen use a random "
+        f"subset of {len(real.rows)} (max_real_features), drawn with seed {seed}."
+    )
+
+
 def exact_real_copies(manifest: dict[str, Any], real_manifest: dict[str, Any]) -> list[str]:
     """Samples whose file is byte-identical to a real image: memorization at its plainest, or a
     real image put among the samples by mistake. Either way the report must say so."""
@@ -152,6 +185,7 @@ def uncertainty(
     fake: np.ndarray,
     clip_per_image: np.ndarray | None,
     settings: dict[str, Any],
+    real_stats: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Add bootstrap intervals to `result`; return the replicates for the comparisons."""
     boot = settings["bootstrap"]
@@ -163,7 +197,13 @@ def uncertainty(
         )
         return {}
     reps = bootstrap.checkpoint_replicates(
-        result["name"], real, fake, clip_per_image, boot["resamples"], settings["seed"]
+        result["name"],
+        real,
+        fake,
+        clip_per_image,
+        boot["resamples"],
+        settings["seed"],
+        real_stats=real_stats,
     )
     points = {"fid": result["fid"], "kid": result["kid_mean"], "clip": result["clip_score_mean"]}
     for metric, values in reps.items():
@@ -227,12 +267,12 @@ def nearest_real_images(
 
 def memorization_screen(
     result: dict[str, Any],
-    spaces: dict[str, tuple[np.ndarray, np.ndarray]],
+    spaces: dict[str, tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]],
     manifest: dict[str, Any],
-    real_manifest: dict[str, Any],
     settings: dict[str, Any],
 ) -> None:
-    """Nearest real image per sample in each feature space given as (fake, real)."""
+    """Nearest real image per sample in each feature space given as (fake, real, the real
+    manifest's images of the `real` rows)."""
     cfg = settings["memorization"]
     thresholds = {"inception": cfg["threshold"], "clip": cfg["clip_threshold"]}
     found = {
@@ -242,9 +282,9 @@ def memorization_screen(
             thresholds[space],
             cfg["pairs"],
             manifest["images"],
-            real_manifest["images"],
+            real_images,
         )
-        for space, (fake, real) in spaces.items()
+        for space, (fake, real, real_images) in spaces.items()
     }
     flagged = [s for s, f in found.items() if f["share_flagged"] > cfg["flag_share"]]
     result["memorization"] = {**found, "flag_share": cfg["flag_share"], "flagged": flagged}
@@ -258,7 +298,10 @@ def memorization_screen(
 
 
 def extrapolated_fid(
-    result: dict[str, Any], real: np.ndarray, fake: np.ndarray, settings: dict[str, Any]
+    result: dict[str, Any],
+    real_stats: tuple[np.ndarray, np.ndarray],
+    fake: np.ndarray,
+    settings: dict[str, Any],
 ) -> None:
     cfg = settings["fid_infinity"]
     result["fid_infinity"] = None
@@ -270,10 +313,8 @@ def extrapolated_fid(
             f"{cfg['min_images']}."
         )
         return
-    real64 = np.asarray(real, np.float64)
     r = fid_infinity(
-        real64.mean(axis=0),
-        np.cov(real64, rowvar=False),
+        *real_stats,
         fake,
         cfg["points"],
         cfg["min_fraction"],
@@ -292,8 +333,10 @@ def checkpoint_metrics(inputs: Any, settings: dict[str, Any]) -> tuple[dict[str,
     """
     manifest = read_json(inputs.manifest)
     real_manifest = read_json(inputs.real_manifest)
-    real, real_meta = load_features(inputs.real)
+    real_arrays, real_meta = load_features(inputs.real)
     check_matches(real_meta, real_manifest, inputs.real, settings["inception"])
+    real_set = inception_set(real_arrays)
+    real = real_set.rows  # all real rows, or a seeded subset of a large real set
     fake, fake_meta = load_features(inputs.fake)
     check_matches(fake_meta, manifest, inputs.fake, settings["inception"])
     clip_arrays, clip_meta = load_features(inputs.clip)
@@ -306,16 +349,22 @@ def checkpoint_metrics(inputs: Any, settings: dict[str, Any]) -> tuple[dict[str,
         "truncated": clip_meta.get("truncated", []),
         **clip_arrays,
     }
+    # the real set's mean and covariance once for FID, its bootstrap and FID-infinity
+    real_stats = real_statistics(real_set) if len(manifest["images"]) >= 2 else None
     result = evaluate_checkpoint(
         manifest,
         read_json(inputs.pairs),
-        real["inception"],
+        real,
         fake["inception"],
         clip,
         settings["kid"]["subsets"],
         settings["kid"]["subset_size"],
         settings["seed"],
+        real_stats=real_stats,
+        n_real=real_set.count,
     )
+    if real_set.index is not None:
+        result["warnings"].append(real_subset_note(real_set, settings["seed"]))
     replicates: dict[str, np.ndarray] = {}
     if result["fid"] is not None:
         scores = (
@@ -323,9 +372,9 @@ def checkpoint_metrics(inputs: Any, settings: dict[str, Any]) -> tuple[dict[str,
             if clip["available"]
             else None
         )
-        replicates = uncertainty(result, real["inception"], fake["inception"], scores, settings)
-        fidelity_diversity(result, real["inception"], fake["inception"], settings)
-        extrapolated_fid(result, real["inception"], fake["inception"], settings)
+        replicates = uncertainty(result, real, fake["inception"], scores, settings, real_stats)
+        fidelity_diversity(result, real, fake["inception"], settings)
+        extrapolated_fid(result, real_stats, fake["inception"], settings)
     else:
         result.update(fid_ci=None, kid_ci=None, clip_ci=None, prdc=None, fid_infinity=None)
     result["exact_real_copies"] = exact_real_copies(manifest, real_manifest)
@@ -335,9 +384,9 @@ def checkpoint_metrics(inputs: Any, settings: dict[str, Any]) -> tuple[dict[str,
             "images (listed in the results JSON): a copied training image, or a real image put "
             "among the samples."
         )
-    spaces = {"inception": (fake["inception"], real["inception"])}
+    spaces = {"inception": (fake["inception"], real, kept_images(real_set, real_manifest))}
     if clip["available"] and "image" in real_clip:
-        spaces["clip"] = (clip_arrays["image"], real_clip["image"])
-    memorization_screen(result, spaces, manifest, real_manifest, settings)
+        spaces["clip"] = (clip_arrays["image"], real_clip["image"], real_manifest["images"])
+    memorization_screen(result, spaces, manifest, settings)
     result["made_by"] = made_by(settings, fake_meta, clip_meta)
     return result, replicates

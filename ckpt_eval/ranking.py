@@ -119,14 +119,20 @@ def recommend(
     used: dict[str, Any],
     groups: list[list[str]] | None = None,
     level: float | None = None,
+    reference: str | None = None,
 ) -> dict[str, Any]:
     """The earliest checkpoint that cannot be told apart from the best one.
 
     With `groups` (the significance tiers, best first, at `level`) that is the earliest of the
     first tier. Without them (some ranked checkpoint has no interval) the margin rule stands in:
     the earliest checkpoint whose score is within `margin` of the best.
+
+    `reference` (the base model rendered alone, with `generate:`) is ranked and tiered like the
+    others, so the table shows where it stands, but it is not a checkpoint one can ship: the
+    recommendation is among the others, and the reasons say how it compares with the reference.
     """
-    ranked = sorted((r for r in rows if r["rank"] is not None), key=lambda r: r["rank"])
+    everything = sorted((r for r in rows if r["rank"] is not None), key=lambda r: r["rank"])
+    ranked = [r for r in everything if r["name"] != reference]
     if not ranked:
         return {
             "checkpoint": None,
@@ -140,7 +146,18 @@ def recommend(
     by_name = {r["name"]: r for r in ranked}
     metric_text = _metric_text(used)
     reasons = []
-    if groups:
+    if groups and reference in groups[0] and groups[0] != [reference]:
+        groups = [[n for n in groups[0] if n != reference], *groups[1:]]
+    if groups and groups[0] == [reference]:
+        chosen = best
+        reasons.append(
+            f"The base model alone ({reference}) ranks first by {metric_text} and every LoRA "
+            "checkpoint is significantly worse than it: on these samples no checkpoint improves "
+            f"on the base model. Of the checkpoints, {best['name']} ranks highest "
+            f"(score {best['score']:.3f})."
+        )
+        method = "significance"
+    elif groups:
         tier = [by_name[name] for name in groups[0]]
         chosen = min(tier, key=key)
         compared = "FID and CLIP score" if used["clip_used"] else "FID"
@@ -185,6 +202,8 @@ def recommend(
             )
         method = "margin"
     reasons.extend(evidence(chosen))
+    if reference is not None:
+        reasons.append(versus_reference(chosen, reference))
     overfit = overfitting(rows, overfit_share)
     if overfit["flagged"]:
         reasons.append(overfit["text"])
@@ -196,6 +215,27 @@ def recommend(
         "overfitting": overfit,
         "method": method,
     }
+
+
+def versus_reference(row: dict[str, Any], reference: str) -> str:
+    """How the chosen checkpoint compares with the base model alone (`vs_reference`)."""
+    comparison = row.get("vs_reference")
+    if not comparison:
+        return (
+            f"Against the base model alone ({reference}): not tested (too few images for "
+            "bootstrap intervals); compare the two rows of the table."
+        )
+    names = {"fid": "FID", "kid": "KID", "clip": "CLIP score"}
+    parts = []
+    for metric, c in comparison.items():
+        if not c["significant"]:
+            verdict = "no significant difference"
+        elif c["better"] == row["name"]:
+            verdict = "significantly better"
+        else:
+            verdict = "significantly worse"
+        parts.append(f"{names.get(metric, metric)} {verdict} (difference {c['difference']:+.4g})")
+    return f"Against the base model alone ({reference}): " + "; ".join(parts) + "."
 
 
 def _fid_significantly_worse(row: dict[str, Any], best: dict[str, Any]) -> bool | None:

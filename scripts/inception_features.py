@@ -14,6 +14,7 @@ def main(smk) -> None:
         smk.params.device,
         smk.params.batch_size,
         smk.params.num_workers,
+        **(getattr(smk.params, "subset", None) or {}),
     )
 
 

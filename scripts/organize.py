@@ -7,7 +7,9 @@ from ckpt_eval.manifest import build_manifest, write_json
 
 
 def main(smk) -> None:
-    manifest = build_manifest(smk.params.name, smk.input, smk.params.root, smk.params.on_bad_image)
+    manifest = build_manifest(
+        smk.params.name, smk.params.images, smk.params.root, smk.params.on_bad_image
+    )
     write_json(manifest, smk.output[0])
 
 

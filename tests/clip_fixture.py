@@ -186,6 +186,33 @@ def make_tiny_tokenizer() -> CLIPTokenizer:
     )
 
 
+def tiny_text_config(
+    tokenizer: CLIPTokenizer, hidden_size: int, legacy_token_ids: bool = True
+) -> dict[str, int]:
+    """The text tower of every tiny model here (the CLIP model's, the pipeline's encoder).
+
+    `legacy_token_ids`: bos/pad/eos ids 0/1/2 as in the openai/clip-vit-* hub configs, which
+    do not match their tokenizer's; else the tokenizer's own ids.
+    """
+    if legacy_token_ids:
+        token_ids = {"bos_token_id": 0, "pad_token_id": 1, "eos_token_id": 2}
+    else:
+        token_ids = {
+            "bos_token_id": tokenizer.bos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        }
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": MAX_LENGTH,
+        **token_ids,
+    }
+
+
 def make_tiny_clip(folder: Path, seed: int = 0, legacy_token_ids: bool = True) -> Path:
     """Save a tiny random ``CLIPModel`` + ``CLIPProcessor`` to ``folder`` and return it.
 
@@ -202,24 +229,10 @@ def make_tiny_clip(folder: Path, seed: int = 0, legacy_token_ids: bool = True) -
     )
     processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
-    if legacy_token_ids:  # as in the openai/clip-vit-* hub configs
-        token_ids = {"bos_token_id": 0, "pad_token_id": 1, "eos_token_id": 2}
-    else:
-        token_ids = {
-            "bos_token_id": tokenizer.bos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-        }
     config = CLIPConfig(
         text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "max_position_embeddings": MAX_LENGTH,
+            **tiny_text_config(tokenizer, hidden_size=32, legacy_token_ids=legacy_token_ids),
             "projection_dim": PROJECTION_DIM,
-            **token_ids,
         },
         vision_config={
             "hidden_size": 32,

@@ -21,6 +21,8 @@ ERROR = CkptEvalError("The thing is broken.", path="/data/x.png", fix="replace x
 def restore_logging_and_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """run_job reconfigures the root logger (and torch threads) for its process: undo that."""
     monkeypatch.delenv("CKPT_EVAL_DEBUG", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # run_job sets these: restored after
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     threads = torch.get_num_threads()
@@ -154,3 +156,30 @@ def test_a_feature_job_computes_with_its_fixed_torch_threads(tmp_path: Path) -> 
     smk = _smk(tmp_path, threads=granted, params=SimpleNamespace(torch_threads=wanted))
     run_job(smk, lambda smk: seen.append(torch.get_num_threads()))
     assert seen == [wanted]
+
+
+def test_a_feature_job_that_imports_torch_later_gets_its_threads_too() -> None:
+    """A job imports torch only when it needs it (a CLIP job without a model never does):
+    the thread count must hold for a torch imported after run_job started (a fresh process:
+    this one has torch already)."""
+    code = (
+        "import sys, types\n"
+        "from ckpt_eval.cli import run_job\n"
+        "seen = []\n"
+        "def body(smk):\n"
+        "    import torch\n"
+        "    seen.append(torch.get_num_threads())\n"
+        "smk = types.SimpleNamespace(log=[], rule='r', threads=3,\n"
+        "    params=types.SimpleNamespace(torch_threads=1))\n"
+        "run_job(smk, body)\n"
+        "print('torch' in sys.modules, seen)\n"
+    )
+    import os
+    import subprocess
+    import sys
+
+    # as Snakemake starts a job granted 3 threads (snakemake/shell.py sets these)
+    env = dict(os.environ, OMP_NUM_THREADS="3", MKL_NUM_THREADS="3", OPENBLAS_NUM_THREADS="3")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True [1]"

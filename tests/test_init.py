@@ -165,3 +165,51 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "SimpleTuner (samples.layout: simpletuner)" in done.stdout
     assert (tmp_path / "config.yaml").is_file()
+
+
+def test_diffusers_with_a_base_model_and_prompts_writes_a_generate_section(here: Path) -> None:
+    make.diffusers(here / "out")
+    (here / "prompts.txt").write_text("a photo of sks dog\n# not a prompt\nsks dog on a beach\n")
+    lines, config = init(Path("out"), base_model="models/sd15", prompt_file=Path("prompts.txt"))
+    text = "\n".join(lines)
+    assert config["generate"]["base_model"] == "models/sd15"
+    assert config["generate"]["prompts"] == "prompts.txt"
+    validate_config(config)
+    assert "2 prompt(s) x 8 image(s) for each of 3 checkpoint(s)" in text
+    assert "Next: .venv/bin/snakemake" in text
+    written = Path("config.yaml").read_text()
+    block = written.split("\ngenerate:")[1].splitlines()[1:]
+    block = block[: next(i for i, line in enumerate(block) if not line.startswith("  "))]
+    assert len(block) == 11
+    for line in block:  # every generate key commented, as the others
+        assert "  # " in line, line
+
+
+def test_the_base_model_recorded_by_the_trainer_is_used(here: Path) -> None:
+    make.diffusers(here / "out")
+    (here / "out" / "README.md").write_text(
+        "---\nbase_model: stable-diffusion-v1-5/stable-diffusion-v1-5\nlicense: other\n"
+        "---\n# LoRA\n"
+    )
+    (here / "p.txt").write_text("a dog\n")
+    _, config = init(Path("out"), prompt_file=Path("p.txt"))
+    assert config["generate"]["base_model"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    make.kohya(here / "train", steps=(100,))
+    _, config = init(Path("train"), output="k.yaml")
+    assert "generate" not in config  # samples on disk, nothing asked: nothing to render
+    _, config = init(Path("train"), output="k2.yaml", base_model="/models/sdxl")
+    assert config["generate"]["base_model"] == "/models/sdxl"
+    assert config["generate"]["prompts"] is None  # kohya's own prompt file
+    # kohya checkpoints without samples: sd-scripts' metadata names the base model
+    meta_file = here / "lora" / "dog-step00000100.safetensors"
+    make.lora_file(meta_file, ss_steps="100", ss_sd_model_name="sd_xl_base_1.0")
+    (here / "p.txt").write_text("a dog\n")
+    _, config = init(Path("lora"), output="k3.yaml", trainer="kohya", prompt_file=Path("p.txt"))
+    assert config["generate"]["base_model"] == "sd_xl_base_1.0"
+    assert config["samples"]["prompt_file"] == "p.txt" and config["generate"]["prompts"] is None
+
+
+def test_base_model_without_prompts_to_render_says_what_to_pass(here: Path) -> None:
+    make.diffusers(here / "out")
+    with pytest.raises(CkptEvalError, match="--prompt-file"):
+        init(Path("out"), base_model="models/sd15")

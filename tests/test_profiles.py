@@ -31,6 +31,8 @@ FEATURE_RULES = {
     "clip_checkpoint",
     "clip_real",
 }
+# planned only with a generate: section (test_generate_jobs_get_the_profiles_resources)
+GENERATE_RULES = {"generate"}
 SUBMIT = ("sbatch", "srun", "salloc")
 QUERY = ("sinfo", "squeue", "sacct", "scontrol")
 # components per checkpoint in each group: organize+pair_prompts are connected (one component);
@@ -91,8 +93,10 @@ def fake_slurm(folder: Path) -> tuple[Path, Path]:
     return folder, calls
 
 
-def slurm_dry_run(root: Path, device: str) -> tuple[list[PlannedJob], list[str], str]:
-    config = make_project(
+def slurm_dry_run(
+    root: Path, device: str, config: Path | None = None
+) -> tuple[list[PlannedJob], list[str], str]:
+    config = config or make_project(
         root, {f"step-{i}00": 2 for i in range(1, N_CHECKPOINTS + 1)}, n_real=3, device=device
     )
     fakes, calls = fake_slurm(root / "fake-slurm")
@@ -121,7 +125,7 @@ def test_slurm_profile_plans_every_job_with_the_profiles_resources(
     rules = {j.rule for j in jobs}
     per_checkpoint = {j.rule for j in jobs if j.wildcards}
     # every job planned: one per rule, or one per checkpoint
-    assert rules == set(PROFILE["set-resources"]), "each rule has its resources in the profile"
+    assert rules == set(PROFILE["set-resources"]) - GENERATE_RULES, "each rule has resources"
     for rule in rules:
         count = sum(j.rule == rule for j in jobs)
         assert count == (N_CHECKPOINTS if rule in per_checkpoint else 1), rule
@@ -145,3 +149,26 @@ def test_slurm_profile_plans_every_job_with_the_profiles_resources(
     for name, limit in limits.items():
         components = N_CHECKPOINTS * COMPONENTS_PER_CHECKPOINT[name]
         assert groups.count(name) == math.ceil(components / limit), name
+
+
+def test_generate_jobs_get_the_profiles_resources_and_a_gpu(tmp_path: Path) -> None:
+    from trainer_outputs import lora_file
+
+    for step in (100, 200):
+        lora_file(tmp_path / "loras" / f"step-{step}.safetensors")
+    config = make_project(tmp_path, {}, n_real=3, device="cuda")
+    data = yaml.safe_load(config.read_text())
+    data.pop("prompts")
+    data["samples"] = {"root": "loras"}
+    data["generate"] = {"base_model": "base", "prompts": ["a dog"], "images_per_prompt": 2}
+    config.write_text(yaml.safe_dump(data))
+    jobs, _, _ = slurm_dry_run(tmp_path, "cuda", config)
+    generate = [j for j in jobs if j.rule == "generate"]
+    assert len(generate) == 3  # the base model alone, step-100, step-200
+    given = {**PROFILE["default-resources"], **PROFILE["set-resources"]["generate"]}
+    for job in generate:
+        for key in ("mem_mb", "runtime", "cpus_per_task"):
+            assert job.resources[key] == str(profile_value(given[key])), key
+        assert job.threads == PROFILE["set-threads"]["generate"] == int(given["cpus_per_task"])
+        assert job.resources["gpu"] == "1"
+        assert job.group is None  # one long job each, not batched

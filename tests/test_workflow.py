@@ -286,24 +286,10 @@ def test_fid_end_to_end_equals_clean_fid_compute_fid(finished: Path) -> None:
     import torch
     from cleanfid import fid as cleanfid
 
-    from ckpt_eval.inception import bundled_weights_path
+    from ckpt_eval.cleanfid_compat import cleanfid_uses_bundled_weights
 
-    target = Path("/tmp/inception-2015-12-05.pt")
-    created = not target.exists()
-    if created:
-
-        class Wrapper(torch.nn.Module):
-            def __init__(self, layers: torch.nn.Module) -> None:
-                super().__init__()
-                self.layers = layers
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.layers(x)
-
-        bundled = torch.jit.load(str(bundled_weights_path()), map_location="cpu")
-        torch.jit.script(Wrapper(bundled.net.layers)).save(str(target))
-    try:
-        result = json.loads((finished / "results" / "t" / "consolidated_results.json").read_text())
+    result = json.loads((finished / "results" / "t" / "consolidated_results.json").read_text())
+    with cleanfid_uses_bundled_weights():
         for row in result["checkpoints"]:
             expected = cleanfid.compute_fid(
                 str(finished / "real"),
@@ -315,6 +301,29 @@ def test_fid_end_to_end_equals_clean_fid_compute_fid(finished: Path) -> None:
                 verbose=False,
             )
             assert row["fid"] == pytest.approx(expected, rel=1e-3)
-    finally:
-        if created:
-            target.unlink()
+
+
+def test_a_real_set_above_max_real_features_is_streamed(tmp_path: Path) -> None:
+    """FID from the statistics of every real image, accumulated while extracting; the rest on
+    a seeded subset of rows, and each checkpoint says so."""
+    import torch
+
+    from ckpt_eval import inception
+    from ckpt_eval.fid import frechet_distance, statistics
+
+    config = make_project(tmp_path, {"step-1": 5, "step-2": 5}, n_real=12, max_real_features=10)
+    snakemake(tmp_path, config)
+    out = tmp_path / "results" / "t"
+    arrays, _ = load_features(out / "features" / "inception" / "real.npz")
+    assert arrays["inception"].shape == (10, 2048) and int(arrays["inception_count"]) == 12
+    cpu = torch.device("cpu")
+    layers, _ = inception.load_inception(inception.bundled_weights_path(), cpu)
+    real_paths = sorted((tmp_path / "real").glob("*.png"))
+    real = inception.extract(real_paths, inception.fast_copy(layers, cpu), cpu, 32, 0)
+    result = json.loads((out / "consolidated_results.json").read_text())
+    for row in result["checkpoints"]:
+        fake, _ = load_features(out / "features" / "inception" / f"checkpoint_{row['name']}.npz")
+        expected = frechet_distance(*statistics(real), *statistics(fake["inception"]))
+        assert row["fid"] == pytest.approx(expected, rel=1e-6)
+        assert row["n_real"] == 12
+        assert any("random subset of 10 (max_real_features)" in w for w in row["warnings"])

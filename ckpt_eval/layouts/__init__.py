@@ -83,8 +83,10 @@ def load_samples(config: dict[str, Any]) -> Found:
             f"{found.root} holds {TITLES[layout]} checkpoints ({names}) but no sample images: "
             "samples must be generated from each checkpoint before it can be evaluated.",
             path=found.root,
-            fix="generate samples from each checkpoint, save them as one folder per checkpoint "
-            "(step-500/, ...) with a prompts file, and set samples.layout: folders.",
+            fix='add a generate: section (base_model and prompts; see the README, "Generating '
+            'samples") and the workflow renders them; or render them yourself, save them as one '
+            "folder per checkpoint (step-500/, ...) with a prompts file, and set "
+            "samples.layout: folders.",
         )
     if not found.samples:
         left = describe_ignored(found)

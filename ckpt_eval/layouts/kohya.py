@@ -96,10 +96,15 @@ def read(options: Options) -> Found:
             )
         )
     found = Found("kohya", root, samples, ignored=ignored)
-    found = select_run(found, options.training_run, "kohya --output_name values")
-    run = found.samples[0].run if found.samples else ""
-    models = model_files(root, run or "")
-    steps_of = epoch_steps({s.epoch for s in found.samples if s.epoch is not None}, models)
+    if samples:
+        found = select_run(found, options.training_run, "kohya --output_name values")
+        run = found.samples[0].run or ""
+    else:  # no samples (they are to be generated): the run is named by its checkpoint files
+        run = options.training_run or model_name(root)
+    models = model_files(root, run)
+    # without samples (to be generated), every epoch checkpoint is named
+    epochs = {s.epoch for s in found.samples if s.epoch is not None} or set(models.by_epoch)
+    steps_of = epoch_steps(epochs, models)
     source = prompt_source(options)
     entries = read_prompt_list(source) if source else []
     named: list[Sample] = []
@@ -271,6 +276,28 @@ def model_files(root: Path, run: str) -> ModelFiles:
         elif match := re.fullmatch(re.escape(step_name) + r"-step(\d{8})", stem):
             by_step[int(match.group(1))] = path
     return ModelFiles(by_epoch, by_step)
+
+
+def model_name(root: Path) -> str:
+    """The output name of the `<name>-<epoch:06d>` / `<name>-step<step:08d>` checkpoint files,
+    for a folder without samples to read it from; "" when there are none."""
+    pattern = re.compile(r"(.+)-(?:\d{6}|step\d{8})")
+    names = sorted(
+        {
+            match.group(1)
+            for path in (root.glob("*.safetensors") if root.is_dir() else [])
+            if (match := pattern.fullmatch(path.stem))
+        }
+    )
+    if set(names) <= {DEFAULT_EPOCH_NAME, DEFAULT_STEP_NAME}:
+        return ""  # sd-scripts' names when no --output_name was given
+    if len(names) > 1:
+        raise CkptEvalError(
+            f"{root} holds the checkpoints of {len(names)} training runs: {', '.join(names)}.",
+            path=root,
+            fix="set samples.training_run to the --output_name of the run to evaluate.",
+        )
+    return names[0] if names else ""
 
 
 def safetensors_metadata(path: Path) -> dict[str, str]:

@@ -6,7 +6,8 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 from ckpt_eval.config import validate_config
 from ckpt_eval.discover import list_images
 from ckpt_eval.evaluate import analysis_settings
-from ckpt_eval.inception import weights_path
+from ckpt_eval.generate import generation_plan
+from ckpt_eval.inception_id import weights_path
 from ckpt_eval.layouts import checkpoint_prompts as prompts_by_checkpoint
 from ckpt_eval.layouts import describe_ignored, load_samples
 
@@ -16,8 +17,12 @@ OUT = f"results/{config['run']}"
 LOGS = f"{OUT}/logs"
 ENV = "../../envs/ckpt-eval.yaml"
 EXTENSIONS = config["samples"]["extensions"]
-# the samples as samples.layout has them: one folder per checkpoint, or a trainer's own output
-SAMPLES = load_samples(config)
+# with `generate:`, the images the generate jobs render (results/<run>/generated/<checkpoint>/,
+# names known from prompts x images per prompt) are the samples; else the samples as
+# samples.layout has them: one folder per checkpoint, or a trainer's own output
+GENERATE = generation_plan(config) if config.get("generate") else None
+SAMPLES = GENERATE.samples() if GENERATE else load_samples(config)
+SAMPLES_ROOT = str(SAMPLES.root)
 CHECKPOINTS = SAMPLES.checkpoints()
 LEFT_OUT = describe_ignored(SAMPLES)
 if LEFT_OUT:
@@ -26,8 +31,12 @@ REAL_IMAGES = [str(p) for p in list_images(config["real_images"], EXTENSIONS)]
 INCEPTION_WEIGHTS = str(weights_path(config["fid"]["inception_weights"]))
 # what the metrics jobs use, with the Inception fingerprint (weights sha256, preprocessing)
 ANALYSIS = analysis_settings(config)
-PROMPTS = prompts_by_checkpoint(SAMPLES, config)
-PROMPT_SOURCE = str(config.get("prompts") or SAMPLES.prompt_source or SAMPLES.root)
+PROMPTS = GENERATE.prompts() if GENERATE else prompts_by_checkpoint(SAMPLES, config)
+PROMPT_SOURCE = (
+    GENERATE.prompt_source
+    if GENERATE
+    else str(config.get("prompts") or SAMPLES.prompt_source or SAMPLES.root)
+)
 
 
 def wants_gpu(device):
@@ -38,9 +47,10 @@ def wants_gpu(device):
     if device.startswith("cuda"):
         return True
     if device == "auto":
-        import torch
+        # torch is imported only where a GPU driver exists: a no-op rerun stays fast
+        from ckpt_eval.gpu_probe import cuda_available
 
-        return torch.cuda.is_available()
+        return cuda_available()
     return False
 
 
@@ -56,6 +66,20 @@ wildcard_constraints:
 def checkpoint_images(wildcards):
     """The checkpoint's own image files: editing one reruns that checkpoint only."""
     return [str(p) for p in CHECKPOINTS[wildcards.ckpt]]
+
+
+def checkpoint_inputs(wildcards):
+    """What the checkpoint's organize job waits for: its image files, or for generated ones
+    the generate job's record of them (not Snakemake outputs: see generate.smk)."""
+    if GENERATE:
+        return [str(GENERATE.record(wildcards.ckpt))]
+    return checkpoint_images(wildcards)
+
+
+def checkpoint_lora(wildcards):
+    """The checkpoint's LoRA file (none for the base-model baseline): a new file reruns it."""
+    lora = GENERATE.loras[wildcards.ckpt] if GENERATE else None
+    return [str(lora)] if lora else []
 
 
 def checkpoint_prompts(wildcards):

@@ -1,3 +1,6 @@
+from ckpt_eval.moments import subset_param
+
+
 rule inception_real:
     input:
         manifest=f"{OUT}/manifests/real.json",
@@ -17,6 +20,10 @@ rule inception_real:
         device=config["device"],
         batch_size=config["batch_size"],
         num_workers=config["num_workers"],
+        # above max_real_features images: keep a seeded subset of rows, stream the statistics
+        subset=subset_param(
+            len(REAL_IMAGES), config["max_real_features"], config["seed"]
+        ),
     script:
         "../../scripts/inception_features.py"
 

@@ -8,6 +8,7 @@ rule organize_real:
     conda:
         ENV
     params:
+        images=REAL_IMAGES,
         name="real",
         root=lambda wildcards: config["real_images"],
         on_bad_image=config["on_bad_image"],
@@ -17,7 +18,7 @@ rule organize_real:
 
 rule organize_checkpoint:
     input:
-        checkpoint_images,
+        checkpoint_inputs,
     output:
         f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
     log:
@@ -25,8 +26,9 @@ rule organize_checkpoint:
     conda:
         ENV
     params:
+        images=checkpoint_images,
         name="{ckpt}",
-        root=lambda wildcards: config["samples"]["root"],
+        root=SAMPLES_ROOT,
         on_bad_image=config["on_bad_image"],
     script:
         "../../scripts/organize.py"

@@ -1,0 +1,118 @@
+"""The bench's own data set, and workflow projects on it.
+
+Built with the demo's generator (`ckpt_eval.demo.build_demo`: crops of scikit-image's sample
+photos, checkpoints degraded to different degrees) at 256x256: a real set and five checkpoints.
+Four make the evaluated run; the fifth is the checkpoint added in the incremental figure. Built
+once per size into the bench's work folder and reused; projects link to its files (hard links,
+so every project sees the same bytes and building one costs nothing).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ckpt_eval.demo import CHECKPOINTS, build_demo
+
+SIZE = 256
+RUN_CHECKPOINTS = CHECKPOINTS[:4]
+ADDED_CHECKPOINT = CHECKPOINTS[4]
+
+
+@dataclass(frozen=True)
+class BenchData:
+    root: Path
+    n_real: int
+    n_per_checkpoint: int
+
+    @property
+    def real(self) -> Path:
+        return self.root / "real"
+
+    def checkpoint(self, name: str) -> Path:
+        return self.root / "samples" / name
+
+    def images(self, folder: Path) -> list[Path]:
+        return sorted(folder.glob("*.png"))
+
+    def prompt_rows(self, names: tuple[str, ...]) -> list[list[str]]:
+        with open(self.root / "prompts.csv", encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))[1:]
+        return [row for row in rows if row[0].split("/")[0] in names]
+
+
+def sizes(quick: bool) -> tuple[int, int]:
+    """(real images, images per checkpoint): a few hundred each, fewer with --quick."""
+    return (100, 50) if quick else (300, 200)
+
+
+def bench_data(workdir: Path, quick: bool) -> BenchData:
+    n_real, n_per = sizes(quick)
+    root = workdir / f"data-{n_real}-{n_per}-{SIZE}"
+    stamp = root / ".complete"
+    if not stamp.exists():
+        build_demo(root, n_real=n_real, n_per_checkpoint=n_per, size=SIZE, seed=0)
+        stamp.write_text("built by bench/data.py\n")
+    return BenchData(root, n_real, n_per)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.png")):
+        os.link(path, target / path.name)
+
+
+def write_prompts(project: Path, data: BenchData, names: tuple[str, ...]) -> None:
+    with open(project / "prompts.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["file", "prompt"])
+        writer.writerows(data.prompt_rows(names))
+
+
+def make_project(project: Path, data: BenchData, **config: object) -> Path:
+    """A fresh workflow project on the run's four checkpoints; CLIP is left out (its model is
+    not on this machine, and the comparison with clean-fid is about FID and KID)."""
+    if project.exists():
+        shutil.rmtree(project)
+    _link_tree(data.real, project / "real")
+    for name in RUN_CHECKPOINTS:
+        _link_tree(data.checkpoint(name), project / "samples" / name)
+    write_prompts(project, data, RUN_CHECKPOINTS)
+    settings = {
+        "run": "bench",
+        "real_images": "real",
+        "samples": {"root": "samples"},
+        "prompts": "prompts.csv",
+        "device": "cpu",
+        "clip": {"model": str(project / "no-clip-model-here"), "required": False},
+        **config,
+    }
+    (project / "config.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return project
+
+
+def add_checkpoint(project: Path, data: BenchData) -> None:
+    _link_tree(data.checkpoint(ADDED_CHECKPOINT), project / "samples" / ADDED_CHECKPOINT)
+    write_prompts(project, data, (*RUN_CHECKPOINTS, ADDED_CHECKPOINT))
+
+
+def remove_checkpoint(project: Path, data: BenchData) -> None:
+    """Undo `add_checkpoint`, its results included, so that adding it again recomputes it."""
+    name = ADDED_CHECKPOINT
+    shutil.rmtree(project / "samples" / name)
+    write_prompts(project, data, RUN_CHECKPOINTS)
+    out = project / "results" / "bench"
+    for path in (
+        out / "manifests" / f"checkpoint_{name}.json",
+        out / "prompts" / f"{name}.json",
+        out / "features" / "inception" / f"checkpoint_{name}.npz",
+        out / "features" / "clip" / f"checkpoint_{name}.npz",
+        out / f"metrics_checkpoint_{name}.json",
+        out / "bootstrap" / f"checkpoint_{name}.npz",
+    ):
+        path.unlink(missing_ok=True)
