@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check ckpt_eval scripts tests bench
 	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 	$(VENV)/bin/snakemake --lint
+
+# measures this machine (about 40 minutes) and writes bench/RESULTS.md; FIGURES="frechet scale"
+# runs some of them, BENCH_ARGS=--quick a short smoke run
+bench: $(STAMP)
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS) $(FIGURES)
 
 clean:
 	rm -rf results .snakemake

@@ -125,14 +125,17 @@ def run(ctx: Context) -> dict[str, Any]:
     def full(net: torch.nn.Module, workers: int) -> Any:
         return lambda: inception.extract(paths, net, cpu, BATCH, workers, desc="bench")
 
+    # the jobs' worker count: config num_workers (2) capped on the CPU by the spare CPUs
+    workers = inception.decode_workers(2, cpu)
     runs = {
         "bare forward": lambda: _bare(fast, fast_batches),
-        "full path": full(fast, 2),
+        "full path": full(fast, workers),
         "TorchScript bare forward": lambda: _bare(layers, ts_batches),
-        "TorchScript full path": full(layers, 2),
-        "full path, 1 worker": full(fast, 1),
-        "full path, 0 workers": full(fast, 0),
+        "TorchScript full path": full(layers, workers),
     }
+    for other in (0, 1, 2):
+        if other != workers:
+            runs[f"full path, {other} worker{'s' if other != 1 else ''}"] = full(fast, other)
     _bare(fast, fast_batches[:1])
     _bare(layers, ts_batches[:1])  # warm-up: oneDNN builds its kernels on first use
     times = interleaved(runs, ctx.repeats)
@@ -143,6 +146,7 @@ def run(ctx: Context) -> dict[str, Any]:
     return {
         "n_images": len(paths),
         "threads": ctx.threads,
+        "workers": workers,
         "rates": rates,
         "times": times,
         "efficiency": rates["full path"] / rates["bare forward"],
@@ -164,7 +168,10 @@ def markdown(r: dict[str, Any], ctx: Context) -> str:
         "",
         f"`python bench/run.py extraction` - {r['n_images']} real images of the bench set "
         f"(256x256 PNG), batch {BATCH}, {r['threads']} torch threads (`feature_threads`), "
-        f"median of {ctx.repeats} interleaved runs.",
+        f"median of {ctx.repeats} interleaved runs. The full path decodes as the jobs do: "
+        f"{r['workers']} DataLoader workers here (`num_workers: 2`, capped on the CPU by the "
+        "CPUs left beside the torch threads, `ckpt_eval.inception.decode_workers`); the other "
+        "worker counts are for comparison.",
         "",
         "| path | images/s | seconds per run, median (min-max) |",
         "|---|---:|---:|",

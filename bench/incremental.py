@@ -57,11 +57,12 @@ def run(ctx: Context) -> dict[str, Any]:
     cpu = torch.device("cpu")
     layers, _ = inception.load_inception(inception.bundled_weights_path(), cpu)
     net = inception.fast_copy(layers, cpu)
-    inception.extract(paths[:32], net, cpu, 32, 2, desc="warm-up")
+    workers = inception.decode_workers(2, cpu)  # as the job decodes
+    inception.extract(paths[:32], net, cpu, 32, workers, desc="warm-up")
 
     add, own, noop, dry, logs = [], [], [], [], []
     for _ in range(ctx.repeats):
-        own.append(timed(lambda: inception.extract(paths, net, cpu, 32, 2, desc="bench"))[0])
+        own.append(timed(lambda: inception.extract(paths, net, cpu, 32, workers, desc="bench"))[0])
         add_checkpoint(project, data)
         seconds, log = snakemake(project)
         add.append(seconds)

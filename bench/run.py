@@ -47,6 +47,9 @@ FIGURES = {
     "scale": scale,
 }
 PACKAGES = ("numpy", "scipy", "torch", "Pillow", "clean-fid", "snakemake", "transformers")
+# Written by hand, not measured by a run: what each optimisation predicted, gave, and why. Kept
+# as it is (after the figures) every time RESULTS.md is rewritten.
+NOTES = "tried"
 SECTION = re.compile(r"<!-- figure: (\w+) -->\n(.*?)<!-- end: \1 -->\n", re.S)
 
 
@@ -83,12 +86,13 @@ def header(argv: list[str]) -> str:
 
 
 def merge(existing: str, sections: dict[str, str]) -> str:
-    """Every figure's section in FIGURES order: this run's, else the one already written."""
+    """Every figure's section in FIGURES order (this run's, else the one already written), then
+    the hand-written notes."""
     kept = {m.group(1): m.group(2) for m in SECTION.finditer(existing)}
     kept.update(sections)
     return "".join(
         f"<!-- figure: {name} -->\n{kept[name]}<!-- end: {name} -->\n\n"
-        for name in FIGURES
+        for name in (*FIGURES, NOTES)
         if name in kept
     )
 

@@ -48,18 +48,21 @@ def inception_features(
     del layers  # the TorchScript module (95 MB) is not needed beside the eager copy
     paths = [image["path"] for image in manifest["images"]]
     keep = kept_rows(len(paths), max_rows, seed)
+    workers = inception.decode_workers(num_workers, device)
     log.info(
-        "inception %s: %d images on %s, %d torch threads, batch %d, %d workers, %s network",
+        "inception %s: %d images on %s, %d torch threads, batch %d, %d decode workers "
+        "(num_workers %d), %s network",
         manifest["name"],
         len(paths),
         device,
         torch.get_num_threads(),
         batch_size,
+        workers,
         num_workers,
         network,
     )
     streamed = inception.extract_streamed(
-        paths, net, device, keep, batch_size, num_workers, desc=f"inception {manifest['name']}"
+        paths, net, device, keep, batch_size, workers, desc=f"inception {manifest['name']}"
     )
     meta = {
         "set": manifest["name"],

@@ -273,3 +273,23 @@ def test_planning_and_metrics_modules_do_not_import_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("cpus", "threads", "device", "expected"),
+    [
+        (2, 2, "cpu", 0),  # this machine: the forward takes every CPU, decode in line
+        (4, 2, "cpu", 2),  # spare CPUs: workers run beside the forward
+        (3, 2, "cpu", 1),
+        (64, 2, "cpu", 2),  # never more than asked
+        (1, 2, "cpu", 0),
+        (2, 2, "cuda", 2),  # a GPU forward leaves the CPUs to the workers
+        (2, 2, "mps", 2),
+    ],
+)
+def test_decode_workers_use_only_the_cpus_the_forward_leaves(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, threads: int, device: str, expected: int
+) -> None:
+    monkeypatch.setattr(inception.os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    monkeypatch.setattr(inception.torch, "get_num_threads", lambda: threads)
+    assert inception.decode_workers(2, torch.device(device)) == expected
