@@ -15,7 +15,8 @@ with its measurements, is in the bench.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -119,10 +120,11 @@ def decode_workers(requested: int, device: torch.device) -> int:
 
     On the CPU the forward pass already keeps `feature_threads` cores busy. Workers on those
     same cores do not overlap with it, they take turns with it, and an OpenMP thread that loses
-    its core stalls the others at the next barrier: on 2 CPUs with 2 torch threads, decoding
-    in the main process between batches is ~5% faster than 2 workers (bench figure 1). With
-    spare CPUs, workers run beside the forward and hide the decoding entirely; on a GPU the
-    main process has little to do, and the workers are what keeps the GPU fed.
+    its core stalls the others at the next barrier. Without workers each batch is decoded
+    between two forward passes on as many threads as the forward uses (`_decoded_in_threads`),
+    which on 2 CPUs is faster than 2 workers (bench figure 1). With spare CPUs, workers run
+    beside the forward and hide the decoding entirely; on a GPU the main process has little to
+    do, and the workers are what keeps the GPU fed.
     """
     if device.type != "cpu":
         return requested
@@ -148,15 +150,19 @@ def forward_batches(
         torch.backends.cuda.matmul.allow_tf32 = False
     fmt = input_format(net)
     workers = min(num_workers, len(dataset))
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        shuffle=False,
-        prefetch_factor=2 if workers else None,
-    )
-    for batch in tqdm(loader, desc=desc, unit="batch"):
+    if workers:
+        loader: Iterable[torch.Tensor] = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            shuffle=False,
+            prefetch_factor=2,
+        )
+    else:
+        loader = _decoded_in_threads(dataset, batch_size, torch.get_num_threads())
+    total = -(-len(dataset) // batch_size)
+    for batch in tqdm(loader, desc=desc, unit="batch", total=total):
         # inference_mode around the forward only: a generator's context would stay entered
         # in the caller's code between batches
         with torch.inference_mode():
@@ -164,6 +170,17 @@ def forward_batches(
             features = net(x.contiguous(memory_format=fmt)).reshape(-1, DIM).float()
             features = features.cpu().numpy()
         yield features
+
+
+def _decoded_in_threads(
+    dataset: torch.utils.data.Dataset, batch_size: int, threads: int
+) -> Iterator[torch.Tensor]:
+    """Batches decoded in this process, each on `threads` threads (PIL and numpy release the
+    GIL), in order: the cores the forward pass uses decode the next batch between passes."""
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for start in range(0, len(dataset), batch_size):
+            indices = range(start, min(start + batch_size, len(dataset)))
+            yield torch.stack(list(pool.map(dataset.__getitem__, indices)))
 
 
 def extract(

@@ -293,3 +293,24 @@ def test_decode_workers_use_only_the_cpus_the_forward_leaves(
     monkeypatch.setattr(inception.os, "sched_getaffinity", lambda pid: set(range(cpus)))
     monkeypatch.setattr(inception.torch, "get_num_threads", lambda: threads)
     assert inception.decode_workers(2, torch.device(device)) == expected
+
+
+def test_decoding_in_threads_gives_the_dataloaders_batches_in_order(
+    pinned_images: list[Path],
+) -> None:
+    dataset = inception.CleanResizeDataset(pinned_images)
+    threaded = list(inception._decoded_in_threads(dataset, 3, 2))
+    loaded = list(torch.utils.data.DataLoader(dataset, batch_size=3, num_workers=0))
+    assert [len(b) for b in threaded] == [3, 3, 2]
+    for a, b in zip(threaded, loaded, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_an_unreadable_image_decoded_in_threads_stops_naming_it(
+    pinned_images: list[Path], tmp_path: Path, fast: torch.nn.Module
+) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(pinned_images[0].read_bytes()[:200])
+    with pytest.raises(CkptEvalError, match="Cannot read image") as caught:
+        extract([*pinned_images[:4], broken], fast, CPU, batch_size=4, num_workers=0)
+    assert "broken.png" in str(caught.value)
