@@ -22,7 +22,6 @@ import csv
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -72,13 +71,28 @@ def plan_project(workdir: Path) -> Path:
     return root
 
 
+TIME = Path("/usr/bin/time")
+
+
 def _child(*args: str) -> dict[str, Any]:
+    """One measurement in a fresh process, its peak RSS from `/usr/bin/time -v` where there is
+    one (the child's own `ru_maxrss` is no good: Linux carries it over from the bench process
+    across the exec, so it reads the bench's gigabytes, not the child's)."""
+    command = [sys.executable, __file__, "--child", *args]
+    timed = TIME.is_file()
     done = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
+        [str(TIME), "-v", *command] if timed else command,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"scale child {args} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    if timed and peak:
+        result["main_rss_mib"] = int(peak.group(1)) / 1024
+    return result
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -204,14 +218,10 @@ class PeakMemory:
         return {
             "n": n,
             "pss_mib": self.pss / mib,
-            "main_rss_mib": max(self.main_rss, _maxrss_kib() * 1024) / mib,
+            "main_rss_mib": self.main_rss / mib,  # sampled; /usr/bin/time's peak if it ran
             "rss_sum_mib": self.rss_sum / mib,
             "seconds": time.perf_counter() - start,
         }
-
-
-def _maxrss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _child_main(mode: str, arg: str, kept: int) -> None:

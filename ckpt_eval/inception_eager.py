@@ -10,10 +10,11 @@ copy, built from the TorchScript module's own parameters and structure:
   that scale, computed in float64 and rounded once to float32), with the relu in place;
 - runs channels-last throughout (no `contiguous` between blocks), so oneDNN keeps one layout.
 
-Per CPU core that is 1.9x the TorchScript's throughput, about the machine's GEMM rate
-(bench/RESULTS.md). The arithmetic is still float32 on the same preprocessed input; the features
-move by ~1e-5 (absolute, on values up to ~6), as they do between thread counts or CPUs, and FID
-by ~1e-7 relative. `tests/test_inception.py` pins the features of a fixed image set.
+On a CPU that is 2.0x the TorchScript's throughput, 79% of the fastest matrix product measured on
+the same machine (bench/RESULTS.md, figure 1). The arithmetic is still float32 on the same
+preprocessed input; the features move by ~1e-5 (absolute, on values up to ~6), as they do
+between thread counts or CPUs, and FID from clean-fid's by 5e-7 to 8e-6 relative (figure 2).
+`tests/test_inception.py` pins the features of a fixed image set.
 
 Only the module types of the FID Inception are recognised (Conv2dLayer, InceptionA-E, the
 pools, Sequential). Anything else (another weights file with another structure), or a copy whose

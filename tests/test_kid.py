@@ -15,6 +15,7 @@ import torch
 from cleanfid.fid import kernel_distance
 from torch_fidelity.metric_kid import kernel_poly, kid_features_to_metric, mmd2
 
+import ckpt_eval.kid as kid_module
 from ckpt_eval.kid import kid, polynomial_mmd2
 
 RTOL = 1e-9
@@ -180,3 +181,16 @@ def test_kid_accepts_two() -> None:
     result = kid(real, fake, subsets=2, subset_size=10, seed=0)
     assert result.subset_size == 2 and result.capped is True
     assert result.mean == pytest.approx(_loop_mmd2(real.tolist(), fake.tolist()), rel=1e-12)
+
+
+def test_kid_from_the_whole_sets_kernels_equals_kernels_per_subset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading each subset's kernels out of the whole sets' gives the values of computing them
+    per subset (the path for sets too large to hold their kernels), subset by subset."""
+    real, fake = _sets(70, 50, 16, seed=13)
+    whole = kid(real, fake, subsets=30, subset_size=40, seed=5)
+    monkeypatch.setattr(kid_module, "WHOLE_KERNEL_BYTES", 0)
+    per_subset = kid(real, fake, subsets=30, subset_size=40, seed=5)
+    assert whole.mean == pytest.approx(per_subset.mean, rel=1e-12)
+    assert whole.std == pytest.approx(per_subset.std, rel=1e-10)
