@@ -18,4 +18,4 @@ def main(smk) -> None:
     )
 
 
-run_job(snakemake, main)  # noqa: F821
+run_job(snakemake, main, exit_when_done=True)  # noqa: F821

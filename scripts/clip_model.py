@@ -10,4 +10,4 @@ def main(smk) -> None:
     clip_model_status(smk.params.model, smk.params.required, smk.params.device, smk.output[0])
 
 
-run_job(snakemake, main)  # noqa: F821
+run_job(snakemake, main, exit_when_done=True)  # noqa: F821

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,3 +184,35 @@ def test_a_feature_job_that_imports_torch_later_gets_its_threads_too() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True [1]"
+
+
+EXITING_JOB = """
+import sys
+from types import SimpleNamespace
+from ckpt_eval.cli import run_job
+
+def body(smk):
+    print("to stdout, unflushed", end="")
+    print("progress to the log", file=sys.stderr)
+    if sys.argv[2] == "fail":
+        raise RuntimeError("a bug")
+
+run_job(SimpleNamespace(log=[sys.argv[1]], rule="r"), body, exit_when_done=True)
+print("never printed")
+"""
+
+
+def test_a_job_that_exits_when_done_keeps_its_output_and_its_failures(tmp_path: Path) -> None:
+    """The process ends at once after success (no interpreter teardown), with what it wrote
+    flushed; a failure is not cut short: it keeps its traceback and its non-zero status."""
+    log = tmp_path / "job.log"
+
+    def job(outcome: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", EXITING_JOB, str(log), outcome]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    done = job("ok")
+    assert (done.returncode, done.stdout) == (0, "to stdout, unflushed")
+    assert log.read_text(encoding="utf-8") == "progress to the log\n"
+    failed = job("fail")
+    assert failed.returncode == 1 and "RuntimeError: a bug" in failed.stderr
