@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ckpt_eval.fid import sqrt_eigen_sum
+from ckpt_eval.fid import sqrt_eigen_sum, statistics
 
 # Fewer images than this make resamples with so few distinct images (6.5 of 10 on average) that
 # the interval says little; KID's distinct-pair estimator also needs two distinct images.
@@ -187,10 +187,8 @@ def checkpoint_replicates(
         raise ValueError(f"{name}: {len(fake)} images, a bootstrap needs at least {MIN_IMAGES}")
     counts = resample_counts(len(fake), resamples, stream(seed, "bootstrap", name))
     real64 = np.asarray(real, np.float64)
-    if real_stats is None:
-        real_stats = (real64.mean(axis=0), np.cov(real64, rowvar=False))
     out = {
-        "fid": fid_replicates(*real_stats, fake, counts),
+        "fid": fid_replicates(*(real_stats or statistics(real64)), fake, counts),
         "kid": kid_replicates(real64, fake, counts),
     }
     if clip_scores is not None:

@@ -92,7 +92,7 @@ def comparisons(
         )
         row["vs_reference"] = (
             comparison(row["name"], reference)
-            if has_fid and reference in by_name and row["name"] != reference
+            if has_fid and reference is not None and row["name"] != reference
             else None
         )
         if has_fid:
@@ -155,8 +155,10 @@ def consolidate(
     for row in rows:
         row["fid_band"] = fid_band(row.get("fid"), config["report"]["fid_bands"])
         row["clip_band"] = clip_band(row.get("clip_score_mean"), config["report"]["clip_bands"])
-    # with `generate:`, the base model rendered alone: a reference, not a candidate
-    reference = BASELINE if config.get("generate") and config["generate"].get("baseline") else None
+    # with `generate:`, the base model rendered alone (if among the rows): a reference, not a
+    # candidate
+    baseline = bool(config.get("generate") and config["generate"].get("baseline"))
+    reference = BASELINE if baseline and any(r["name"] == BASELINE for r in rows) else None
     groups = comparisons(rows, replicates or {}, used, config, reference)
     level = config["bootstrap"]["level"]
     for number, group in enumerate(groups or [], 1):
@@ -171,7 +173,7 @@ def consolidate(
         used,
         groups,
         level,
-        reference if any(r["name"] == reference for r in rows) else None,
+        reference,
     )
     clip_reasons = sorted(
         {r["clip_reason"] for r in rows if not r["clip_available"] and r.get("clip_reason")}
