@@ -1,6 +1,6 @@
 """Figure 1: extraction efficiency, absolute throughput, and the machine's ceiling.
 
-- full path: `ckpt_eval.inception.extract` on image files (read, decode, clean resize in
+- full path: `ckpt_eval.extract.inception.extract` on image files (read, decode, clean resize in
   DataLoader workers, forward), as the feature jobs run it;
 - bare forward: the same network on the same images already resized and normalised, batch by
   batch, nothing else;
@@ -11,7 +11,7 @@
   through oneDNN, the library that runs the network's convolutions) on the network's feature map
   sizes, on the same threads; the bare forward's share of it, at 11.42 GFLOP per image (the
   convolutions' multiply-adds x 2);
-- CLIP ViT-L/14 image embeddings per second (`ckpt_eval.clip_embed.embed_images`), with random
+- CLIP ViT-L/14 image embeddings per second (`ckpt_eval.extract.clip.embed_images`), with random
   weights of the real architecture (the model is not on this machine; speed does not depend on
   the weights' values).
 """
@@ -24,7 +24,7 @@ import torch
 from common import Context, interleaved, median
 from data import bench_data
 
-from ckpt_eval import inception
+from ckpt_eval.extract import inception
 
 NAME = "extraction"
 GFLOP_PER_IMAGE = 11.42  # convolutions of the FID Inception at 299x299, counted per layer
@@ -87,7 +87,7 @@ def _conv(x: torch.Tensor, w: torch.Tensor) -> Any:
 def _clip_rate(paths: list, repeats: int) -> float:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    from ckpt_eval.clip_embed import embed_images
+    from ckpt_eval.extract.clip import embed_images
 
     config = CLIPConfig(
         text_config={"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12},
@@ -170,7 +170,8 @@ def markdown(r: dict[str, Any], ctx: Context) -> str:
         f"(256x256 PNG), batch {BATCH}, {r['threads']} torch threads (`feature_threads`), "
         f"median of {ctx.repeats} interleaved runs. The full path decodes as the jobs do: "
         f"{r['workers']} DataLoader workers here (`num_workers: 2`, capped on the CPU by the "
-        "CPUs left beside the torch threads, `ckpt_eval.inception.decode_workers`); the other "
+        "CPUs left beside the torch threads, `ckpt_eval.extract.inception.decode_workers`); the "
+        "other "
         "worker counts are for comparison.",
         "",
         "| path | images/s | seconds per run, median (min-max) |",

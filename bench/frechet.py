@@ -1,4 +1,5 @@
-"""Fréchet distance on 2048-d statistics: ckpt_eval.fid against scipy's sqrtm (clean-fid's path).
+"""Fréchet distance on 2048-d statistics: ckpt_eval.metrics.fid against scipy's sqrtm
+(clean-fid's path).
 
 Target (issue 8): at least 5x faster, with the same value to 1e-6 relative. Two cases: a full-rank
 pair of covariances (N = 5000 > 2048) and a rank-deficient one (N = 500), as small checkpoints
@@ -16,8 +17,8 @@ import numpy as np
 from cleanfid.fid import frechet_distance as sqrtm_frechet
 from common import Context
 
-from ckpt_eval.fid import frechet_distance
-from ckpt_eval.fid import statistics as feature_statistics
+from ckpt_eval.metrics.fid import frechet_distance
+from ckpt_eval.metrics.fid import statistics as feature_statistics
 
 NAME = "frechet"
 CASES = {"full rank (N = 5000)": 5000, "rank-deficient (N = 500)": 500}
@@ -66,7 +67,7 @@ def markdown(rows: list[dict[str, Any]], ctx: Context) -> str:
         "",
         f"Median of {ctx.repeats} runs each. `python bench/run.py frechet`",
         "",
-        "| case | ckpt_eval.fid (s) | scipy sqrtm via clean-fid (s) | speed-up "
+        "| case | ckpt_eval.metrics.fid (s) | scipy sqrtm via clean-fid (s) | speed-up "
         "| relative difference | met |",
         "|---|---:|---:|---:|---:|---|",
     ]
@@ -79,6 +80,6 @@ def markdown(rows: list[dict[str, Any]], ctx: Context) -> str:
     lines += [
         "",
         "On the rank-deficient case the difference is sqrtm's error, not ours: the tests check "
-        "ckpt_eval.fid there against an exact nuclear-norm form to 1e-10.",
+        "ckpt_eval.metrics.fid there against an exact nuclear-norm form to 1e-10.",
     ]
     return "\n".join(lines) + "\n"

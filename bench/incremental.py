@@ -4,7 +4,7 @@
    `snakemake --cores 2` runs: its organize, prompts, Inception, CLIP (not computed here),
    metrics jobs, then consolidate and report. Target: at most 1.25x that checkpoint's own
    extraction time plus 5 s. Its own extraction time is measured in the same run, interleaved:
-   `ckpt_eval.inception.extract` on its images (the full path of figure 1: read, decode,
+   `ckpt_eval.extract.inception.extract` on its images (the full path of figure 1: read, decode,
    resize, forward) in this process, the network already loaded. Between repeats the checkpoint
    and its results are removed and the run brought back to four checkpoints (not timed).
 4. A rerun of the finished five-checkpoint run with nothing changed: `snakemake --cores 2`
@@ -20,7 +20,7 @@ import torch
 from common import Context, median, snakemake, timed
 from data import ADDED_CHECKPOINT, add_checkpoint, bench_data, make_project, remove_checkpoint
 
-from ckpt_eval import inception
+from ckpt_eval.extract import inception
 
 NAME = "incremental"
 

@@ -4,13 +4,14 @@ Plan: a project of 1,000 checkpoint folders of 32 images each (hard links to one
 planning reads no pixels) and a prompt file of 32,000 rows; `snakemake -n --cores 2` plans its
 ~5,000 jobs. Target: under 30 s.
 
-Streaming: the real-set job's loop (`ckpt_eval.inception.forward_batches`: DataLoader, 2
-workers, batch 32, then `ckpt_eval.moments.stream_rows` keeping 10,000 rows and accumulating
-float64 sums) on 50,000 synthetic pre-resized images, in a child process whose memory (PSS of it
+Streaming: the real-set job's loop (`ckpt_eval.extract.inception.forward_batches`: DataLoader, 2
+workers, batch 32, then `ckpt_eval.features.moments.stream_rows` keeping 10,000 rows and
+accumulating float64 sums) on 50,000 synthetic pre-resized images, in a child process whose
+memory (PSS of it
 and its workers, and its RSS) a thread samples. The network is replaced by a cheap stand-in
 (average pooling and a fixed random projection to 2048 values): running Inception on 50,000
 images would take half an hour here, and its memory does not depend on how many images pass
-through. The real job (`ckpt_eval.features.inception_features`, real network, streaming forced
+through. The real job (`ckpt_eval.extract.jobs.inception_features`, real network, streaming forced
 by keeping 100 rows) is measured on the bench's real set, and the stand-in loop on as many
 images: the difference between the stand-in at 50,000 and at that size is what 50,000 images
 add to the real job. Target: under 2 GiB. For contrast, the loop holding every row (unstreamed).
@@ -229,16 +230,17 @@ def _child_main(mode: str, arg: str, kept: int) -> None:
     import numpy as np
     import torch
 
-    from ckpt_eval import inception
-    from ckpt_eval.moments import kept_rows, stream_rows
+    from ckpt_eval.extract import inception
+    from ckpt_eval.features.moments import kept_rows, stream_rows
 
     torch.set_num_threads(2)
     memory = PeakMemory()
     start = time.perf_counter()
     cpu = torch.device("cpu")
     if mode == "job":
-        from ckpt_eval.features import inception_features
-        from ckpt_eval.manifest import build_manifest, write_json
+        from ckpt_eval.extract.jobs import inception_features
+        from ckpt_eval.inputs.manifest import build_manifest
+        from ckpt_eval.jsonio import write_json
 
         real = Path(arg)
         paths = sorted(real.glob("*.png"))

@@ -6,7 +6,7 @@ extracts the real set once and each checkpoint once, and computes FID, KID, boot
 significance, precision/recall, the memorization screen and the report besides (CLIP is left out
 on both sides: its model is not on this machine). Both run on the same folders, on the CPU, with
 the same Inception weights (clean-fid pointed at the bundled network through
-`ckpt_eval.cleanfid_compat`) and the same 2 torch threads; clean-fid's defaults otherwise, except
+`bench/cleanfid_compat.py`) and the same 2 torch threads; clean-fid's defaults otherwise, except
 its DataLoader workers (`num_workers`, below). Runs alternate workflow, loop, workflow, loop...;
 each workflow run starts from an empty results folder.
 
@@ -20,10 +20,9 @@ import shutil
 from typing import Any
 
 import torch
+from cleanfid_compat import cleanfid_uses_bundled_weights
 from common import Context, interleaved, median, snakemake
 from data import RUN_CHECKPOINTS, bench_data, make_project
-
-from ckpt_eval.cleanfid_compat import cleanfid_uses_bundled_weights
 
 NAME = "versus_cleanfid"
 CLEANFID_WORKERS = 0  # see `_cleanfid_workers`: the faster of 0 and clean-fid's default here

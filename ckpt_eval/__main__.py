@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.init_config import InitRequest, run_init
-from ckpt_eval.layouts import LAYOUTS
+from ckpt_eval.inputs.layouts import LAYOUTS
 
 
 def parser() -> argparse.ArgumentParser:

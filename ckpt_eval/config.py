@@ -13,7 +13,7 @@ import yaml
 
 from ckpt_eval.errors import CkptEvalError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -61,7 +61,7 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
             raise CkptEvalError(
                 "The config is not valid:\n" + "\n".join(lines),
                 fix="correct the key(s) above; every key is described in "
-                "workflow/schemas/config.schema.yaml and the README.",
+                "the config reference (docs/config.md).",
             )
     return config
 

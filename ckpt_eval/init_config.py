@@ -17,8 +17,14 @@ import yaml
 
 from ckpt_eval.config import load_schema, validate_config
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.layouts import TITLES, detect_layout, merge_prompts, read_layout, without_prompt
-from ckpt_eval.layouts.base import Found, Options, checkpoint_order
+from ckpt_eval.inputs.layouts import (
+    TITLES,
+    detect_layout,
+    merge_prompts,
+    read_layout,
+    without_prompt,
+)
+from ckpt_eval.inputs.layouts.base import Found, Options, checkpoint_order
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,7 @@ def generate_section(request: InitRequest, found: Found) -> dict[str, Any] | Non
 
 
 def trainer_base_model(found: Found) -> str | None:
-    from ckpt_eval.layouts.kohya import safetensors_metadata
+    from ckpt_eval.inputs.layouts.kohya import safetensors_metadata
 
     for path in found.checkpoint_files.values():
         name = safetensors_metadata(path).get("ss_sd_model_name") if path.is_file() else None
@@ -154,9 +160,9 @@ def trainer_base_model(found: Found) -> str | None:
 
 
 def generation_lines(config: dict[str, Any]) -> list[str]:
-    from ckpt_eval.generate import generation_plan
+    from ckpt_eval.generate.plan import generation_plan
 
-    plan = generation_plan(config)
+    plan = generation_plan(config, Path())  # its settings and checkpoints; no image is written
     settings = plan.settings
     return [
         "",
@@ -230,7 +236,7 @@ def _missing(found: Found, config: dict[str, Any]) -> str:
 
 
 def _position(name: str, kind: str) -> int | None:
-    from ckpt_eval.steps import parse_position
+    from ckpt_eval.inputs.steps import parse_position
 
     return getattr(parse_position(name), kind)
 

@@ -2,8 +2,8 @@
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
-from ckpt_eval.cli import run_job
-from ckpt_eval.features import clip_features
+from ckpt_eval.extract.jobs import clip_features
+from ckpt_eval.jobs import run_job
 
 
 def main(smk) -> None:

@@ -2,10 +2,10 @@
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
-from ckpt_eval.cli import run_job
-from ckpt_eval.evaluate import checkpoint_metrics
-from ckpt_eval.featurefile import save_features
-from ckpt_eval.manifest import write_json
+from ckpt_eval.analysis.checkpoint import checkpoint_metrics
+from ckpt_eval.features.cache import save_features
+from ckpt_eval.jobs import run_job
+from ckpt_eval.jsonio import write_json
 
 
 def main(smk) -> None:

@@ -2,8 +2,9 @@
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
-from ckpt_eval.cli import run_job
-from ckpt_eval.manifest import build_manifest, write_json
+from ckpt_eval.inputs.manifest import build_manifest
+from ckpt_eval.jobs import run_job
+from ckpt_eval.jsonio import write_json
 
 
 def main(smk) -> None:

@@ -2,9 +2,9 @@
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
-from ckpt_eval.cli import run_job
-from ckpt_eval.manifest import read_json, write_json
-from ckpt_eval.prompts import pair_prompts
+from ckpt_eval.inputs.prompts import pair_prompts
+from ckpt_eval.jobs import run_job
+from ckpt_eval.jsonio import read_json, write_json
 
 
 def main(smk) -> None:

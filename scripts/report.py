@@ -2,8 +2,8 @@
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
-from ckpt_eval.cli import run_job
-from ckpt_eval.report import render_files
+from ckpt_eval.jobs import run_job
+from ckpt_eval.report.render import render_files
 
 
 def main(smk) -> None:

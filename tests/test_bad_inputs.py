@@ -14,9 +14,9 @@ from bad_inputs import CORPUS, plain_png
 from PIL import Image
 
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.images import load_rgb, probe
-from ckpt_eval.manifest import build_manifest
-from ckpt_eval.prompts import pair_prompts, read_prompt_file
+from ckpt_eval.inputs.images import load_rgb, probe
+from ckpt_eval.inputs.manifest import build_manifest
+from ckpt_eval.inputs.prompts import pair_prompts, read_prompt_file
 
 
 @pytest.mark.parametrize(("name", "maker", "outcome"), CORPUS, ids=[c[0] for c in CORPUS])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from cleanfid.fid import frechet_distance as cleanfid_frechet
 
-from ckpt_eval import bootstrap as bs
-from ckpt_eval.fid import fid_from_features
-from ckpt_eval.kid import polynomial_mmd2
+from ckpt_eval.analysis import bootstrap as bs
+from ckpt_eval.metrics.fid import fid_from_features
+from ckpt_eval.metrics.kid import polynomial_mmd2
 
 
 def _sets(n_real: int, n_fake: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ckpt_eval.cli import run_job
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.jobs import run_job
 
 ERROR = CkptEvalError("The thing is broken.", path="/data/x.png", fix="replace x.png.")
 
@@ -165,7 +165,7 @@ def test_a_feature_job_that_imports_torch_later_gets_its_threads_too() -> None:
     this one has torch already)."""
     code = (
         "import sys, types\n"
-        "from ckpt_eval.cli import run_job\n"
+        "from ckpt_eval.jobs import run_job\n"
         "seen = []\n"
         "def body(smk):\n"
         "    import torch\n"
@@ -189,7 +189,7 @@ def test_a_feature_job_that_imports_torch_later_gets_its_threads_too() -> None:
 EXITING_JOB = """
 import sys
 from types import SimpleNamespace
-from ckpt_eval.cli import run_job
+from ckpt_eval.jobs import run_job
 
 def body(smk):
     print("to stdout, unflushed", end="")

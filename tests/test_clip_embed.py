@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import write_images
 
-from ckpt_eval import clip_embed
-from ckpt_eval.clip_score import clip_scores
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.images import load_rgb
+from ckpt_eval.extract import clip as clip_embed
+from ckpt_eval.inputs.images import load_rgb
+from ckpt_eval.metrics.clip_score import clip_scores
 
 try:  # tests/ as a package
     from .clip_fixture import MAX_LENGTH, PROJECTION_DIM, as_embedding, torchmetrics_loader

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from ckpt_eval.clip_score import clip_scores, per_prompt, summarise
+from ckpt_eval.metrics.clip_score import clip_scores, per_prompt, summarise
 
 
 def _direct(image: np.ndarray, text: np.ndarray) -> list[float]:

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ckpt_eval.analysis.consolidate import consolidate, write_csv
 from ckpt_eval.config import validate_config
-from ckpt_eval.consolidate import consolidate, write_csv
-from ckpt_eval.generate import BASELINE
+from ckpt_eval.generate.plan import BASELINE
 
 PROVENANCE = {"tool": "ckpt-eval", "marker": 12345}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ckpt_eval.device import resolve_device
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.extract.device import resolve_device
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 mps = getattr(torch.backends, "mps", None)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ckpt_eval.discover import discover_checkpoints, list_images
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.inputs.discover import discover_checkpoints, list_images
 
 EXTS = ["png", "jpg", "jpeg"]
 

@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 from cleanfid.fid import frechet_distance as cleanfid_frechet
 
-from ckpt_eval.clip_score import clip_scores
-from ckpt_eval.config import config_hash, validate_config
-from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.evaluate import (
+from ckpt_eval.analysis.checkpoint import (
     ANALYSIS_FIELDS,
     analysis_settings,
     checkpoint_metrics,
     evaluate_checkpoint,
     small_n_warning,
 )
-from ckpt_eval.featurefile import load_features, save_features
-from ckpt_eval.fid import fid_from_features
-from ckpt_eval.inception import fingerprint as inception_fingerprint
-from ckpt_eval.manifest import write_json
+from ckpt_eval.config import config_hash, validate_config
+from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.extract.inception import fingerprint as inception_fingerprint
+from ckpt_eval.features.cache import load_features, save_features
+from ckpt_eval.jsonio import write_json
+from ckpt_eval.metrics.clip_score import clip_scores
+from ckpt_eval.metrics.fid import fid_from_features
 from ckpt_eval.provenance import package_versions
 
 D = 16  # feature width: small keeps FID full rank and fast; the checks do not depend on 2048
@@ -274,7 +274,7 @@ def test_no_fallback_no_warning() -> None:
 
 # ---------------------------------------------------------------- checkpoint_metrics (files)
 
-# what the bundled weights' feature files record (ckpt_eval.inception.fingerprint)
+# what the bundled weights' feature files record (ckpt_eval.extract.inception.fingerprint)
 INCEPTION = inception_fingerprint(None)
 WEIGHTS = INCEPTION["weights_sha256"]
 
@@ -378,7 +378,8 @@ def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> 
     assert replicates == {}  # 8 images: fewer than a bootstrap needs
     assert result["fid_ci"] is None
     assert any("No confidence intervals: 8 images" in w for w in result["warnings"])
-    # 8 samples of 16 dims: FID takes the 8 x 8 route (ckpt_eval.fid.frechet_distance_to_rows)
+    # 8 samples of 16 dims: FID takes the 8 x 8 route
+    # (ckpt_eval.metrics.fid.frechet_distance_to_rows)
     assert result["fid"] == pytest.approx(fid_from_features(data["real"], data["fake"]), rel=1e-9)
     mean, std = _direct_kid(data["real"], data["fake"], 4, 6, seed=1)
     assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
@@ -435,7 +436,7 @@ def _brute_nearest(samples: np.ndarray, real: np.ndarray) -> list[float]:
 
 @pytest.mark.parametrize("which", ["manifest", "real_manifest"])
 def test_checkpoint_metrics_refuses_mismatching_hashes(tmp_path: Path, which: str) -> None:
-    from ckpt_eval.manifest import read_json
+    from ckpt_eval.jsonio import read_json
 
     paths, _ = _write_inputs(tmp_path, True)
     manifest = read_json(getattr(paths, which))
@@ -578,9 +579,9 @@ def test_a_subsampled_real_set_gives_fid_of_all_and_the_rest_on_the_kept_rows(
 ) -> None:
     """A real set above max_real_features: its file holds kept rows and float64 statistics of
     all rows (as the extraction job writes it); FID uses all, KID and the rest the kept rows."""
-    from ckpt_eval.featurefile import inception_set, streamed_arrays
-    from ckpt_eval.fid import frechet_distance, statistics
-    from ckpt_eval.moments import kept_rows, stream_rows
+    from ckpt_eval.features.cache import inception_set, streamed_arrays
+    from ckpt_eval.features.moments import kept_rows, stream_rows
+    from ckpt_eval.metrics.fid import frechet_distance, statistics
 
     paths = _analysis_inputs(tmp_path, 30, copies={})
     real, real_meta = load_features(paths.real)
@@ -611,8 +612,8 @@ def test_a_subsampled_real_set_gives_fid_of_all_and_the_rest_on_the_kept_rows(
 
 
 def test_a_copy_of_a_kept_real_row_is_found_by_the_memorization_screen(tmp_path: Path) -> None:
-    from ckpt_eval.featurefile import streamed_arrays
-    from ckpt_eval.moments import kept_rows, stream_rows
+    from ckpt_eval.features.cache import streamed_arrays
+    from ckpt_eval.features.moments import kept_rows, stream_rows
 
     keep = kept_rows(40, 12, seed=1)
     paths = _analysis_inputs(tmp_path, 30, copies={4: int(keep[5])})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ckpt_eval.feature_sets import as_features, check_pair
+from ckpt_eval.metrics.checks import as_features, check_pair
 
 
 def test_as_features_is_float64_and_refuses_bad_arrays() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.featurefile import check_matches, load_features, save_features
+from ckpt_eval.features.cache import check_matches, load_features, save_features
 
 META = {
     "extractor": "inception-v3-tf-2015-12-05/pool3",

@@ -10,13 +10,15 @@ import pytest
 import torch
 from conftest import write_images
 
-from ckpt_eval import clip_embed, inception
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.featurefile import load_features
-from ckpt_eval.features import clip_features, clip_model_status, inception_features
-from ckpt_eval.images import sha256_file
-from ckpt_eval.manifest import build_manifest, read_json, write_json
-from ckpt_eval.prompts import pair_prompts
+from ckpt_eval.extract import clip as clip_embed
+from ckpt_eval.extract import inception
+from ckpt_eval.extract.jobs import clip_features, clip_model_status, inception_features
+from ckpt_eval.features.cache import load_features
+from ckpt_eval.inputs.images import sha256_file
+from ckpt_eval.inputs.manifest import build_manifest
+from ckpt_eval.inputs.prompts import pair_prompts
+from ckpt_eval.jsonio import read_json, write_json
 
 try:  # tests/ as a package
     from .clip_fixture import PROJECTION_DIM
@@ -196,9 +198,9 @@ def test_clip_features_with_tiny_model(
 def test_a_real_set_above_max_rows_keeps_a_subset_and_the_statistics_of_all(
     tmp_path: Path, checkpoint: dict[str, Path]
 ) -> None:
-    from ckpt_eval.featurefile import inception_set
-    from ckpt_eval.fid import statistics
-    from ckpt_eval.moments import kept_rows
+    from ckpt_eval.features.cache import inception_set
+    from ckpt_eval.features.moments import kept_rows
+    from ckpt_eval.metrics.fid import statistics
 
     whole = tmp_path / "whole.npz"
     inception_features(checkpoint["manifest"], whole, None, "cpu", batch_size=2, num_workers=0)

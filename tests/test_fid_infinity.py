@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ckpt_eval.fid import fid_from_features, frechet_distance
-from ckpt_eval.fid_infinity import extrapolate, fid_infinity, subset_sizes
+from ckpt_eval.metrics.fid import fid_from_features, frechet_distance
+from ckpt_eval.metrics.fid_infinity import extrapolate, fid_infinity, subset_sizes
 
 
 def test_extrapolate_recovers_an_exact_line() -> None:

@@ -13,7 +13,7 @@ from trainer_outputs import lora_file as dummy_lora
 
 from ckpt_eval.config import validate_config
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.generate import (
+from ckpt_eval.generate.plan import (
     BASELINE,
     GenerateSettings,
     generation_plan,
@@ -21,7 +21,7 @@ from ckpt_eval.generate import (
     lora_file,
     plan_images,
 )
-from ckpt_eval.steps import parse_position
+from ckpt_eval.inputs.steps import parse_position
 
 
 def config(root: Path, layout: str, **generate) -> dict:
@@ -65,7 +65,8 @@ def test_diffusers_checkpoints_plan_one_folder_of_images_each_plus_the_baseline(
 ) -> None:
     make.diffusers(tmp_path / "out", steps=(500, 1000))
     plan = generation_plan(
-        config(tmp_path / "out", "diffusers", prompts=["a dog", "a cat"], images_per_prompt=2)
+        config(tmp_path / "out", "diffusers", prompts=["a dog", "a cat"], images_per_prompt=2),
+        tmp_path / "results",
     )
     assert list(plan.loras) == [BASELINE, "step-000500", "step-001000"]
     assert plan.loras[BASELINE] is None
@@ -73,7 +74,7 @@ def test_diffusers_checkpoints_plan_one_folder_of_images_each_plus_the_baseline(
         tmp_path / "out" / "checkpoint-500" / "pytorch_lora_weights.safetensors"
     )
     assert parse_position(BASELINE).step == 0
-    assert plan.root == Path("results/g/generated")
+    assert plan.root == tmp_path / "results" / "generated"
     samples = plan.samples()
     checkpoints = samples.checkpoints()
     assert list(checkpoints) == list(plan.loras)
@@ -89,7 +90,7 @@ def test_diffusers_checkpoints_plan_one_folder_of_images_each_plus_the_baseline(
     }
     assert plan.record("step-000500") == plan.root / "step-000500" / "images.json"
     no_baseline = generation_plan(
-        config(tmp_path / "out", "diffusers", prompts=["x"], baseline=False)
+        config(tmp_path / "out", "diffusers", prompts=["x"], baseline=False), tmp_path / "results"
     )
     assert list(no_baseline.loras) == ["step-000500", "step-001000"]
 
@@ -101,7 +102,8 @@ def test_kohya_checkpoints_without_samples_and_prompts_from_its_prompt_file(
     shutil.rmtree(tmp_path / "train" / "sample", ignore_errors=True)
     (tmp_path / "prompts.txt").write_text(make.KOHYA_PROMPTS, encoding="utf-8")
     plan = generation_plan(
-        config(tmp_path / "train", "kohya", prompts=str(tmp_path / "prompts.txt"))
+        config(tmp_path / "train", "kohya", prompts=str(tmp_path / "prompts.txt")),
+        tmp_path / "results",
     )
     assert list(plan.loras) == [BASELINE, *tree.checkpoints]
     assert plan.loras["e000002-step-000300"].name == "dog-000002.safetensors"
@@ -111,7 +113,7 @@ def test_kohya_checkpoints_without_samples_and_prompts_from_its_prompt_file(
 
 def test_kohya_prompts_default_to_the_trainers_prompt_file(tmp_path: Path) -> None:
     tree = make.kohya(tmp_path / "train", steps=(100, 200))
-    plan = generation_plan(config(tmp_path / "train", "kohya"))
+    plan = generation_plan(config(tmp_path / "train", "kohya"), tmp_path / "results")
     assert plan.prompt_source.endswith("sample/prompt.txt")
     assert plan.settings.prompts == tuple(tree.prompts[i] for i in sorted(tree.prompts))
     assert list(plan.loras) == [BASELINE, "step-000100", "step-000200"]
@@ -121,10 +123,11 @@ def test_kohya_folder_with_two_runs_and_no_samples_asks_which(tmp_path: Path) ->
     dummy_lora(tmp_path / "train" / "dog-000001.safetensors")
     dummy_lora(tmp_path / "train" / "cat-000001.safetensors")
     with pytest.raises(CkptEvalError, match="2 training runs: cat, dog"):
-        generation_plan(config(tmp_path / "train", "kohya", prompts=["x"]))
+        generation_plan(config(tmp_path / "train", "kohya", prompts=["x"]), tmp_path / "results")
     plan = generation_plan(
         {**config(tmp_path / "train", "kohya", prompts=["x"])}
-        | {"samples": {**config(tmp_path / "train", "kohya")["samples"], "training_run": "cat"}}
+        | {"samples": {**config(tmp_path / "train", "kohya")["samples"], "training_run": "cat"}},
+        tmp_path / "results",
     )
     assert [p.name for p in plan.loras.values() if p] == ["cat-000001.safetensors"]
 
@@ -136,7 +139,7 @@ def test_folder_of_lora_files_and_folders(tmp_path: Path) -> None:
     dummy_lora(root / "final" / "adapter.safetensors")
     (root / "notes.txt").parent.mkdir(exist_ok=True)
     (root / "notes.txt").write_text("not a checkpoint")
-    plan = generation_plan(config(root, "folders", prompts=["x"]))
+    plan = generation_plan(config(root, "folders", prompts=["x"]), tmp_path / "results")
     assert list(plan.loras) == [BASELINE, "step-250", "my-lora-000500", "final"]
     assert plan.loras["final"] == root / "final" / "adapter.safetensors"
 
@@ -144,18 +147,22 @@ def test_folder_of_lora_files_and_folders(tmp_path: Path) -> None:
 def test_plan_errors_say_what_to_do(tmp_path: Path) -> None:
     make.diffusers(tmp_path / "out", steps=(500,))
     with pytest.raises(CkptEvalError, match="generate.prompts is not set"):
-        generation_plan(config(tmp_path / "out", "diffusers"))
+        generation_plan(config(tmp_path / "out", "diffusers"), tmp_path / "results")
     with pytest.raises(CkptEvalError, match="empty one"):
-        generation_plan(config(tmp_path / "out", "diffusers", prompts=["a dog", "  "]))
+        generation_plan(
+            config(tmp_path / "out", "diffusers", prompts=["a dog", "  "]), tmp_path / "results"
+        )
     with pytest.raises(CkptEvalError, match="was not found"):
-        generation_plan(config(tmp_path / "out", "diffusers", prompts="missing.txt"))
+        generation_plan(
+            config(tmp_path / "out", "diffusers", prompts="missing.txt"), tmp_path / "results"
+        )
     both = config(tmp_path / "out", "diffusers", prompts=["a"])
     both["prompts"] = "prompts.csv"
     with pytest.raises(CkptEvalError, match="both `prompts` and `generate:`"):
-        generation_plan(both)
+        generation_plan(both, tmp_path / "results")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CkptEvalError, match="no LoRA checkpoints were found"):
-        generation_plan(config(tmp_path / "empty", "folders", prompts=["a"]))
+        generation_plan(config(tmp_path / "empty", "folders", prompts=["a"]), tmp_path / "results")
     pickle = tmp_path / "old.ckpt"
     pickle.write_bytes(b"x")
     with pytest.raises(CkptEvalError, match="not a .safetensors file"):

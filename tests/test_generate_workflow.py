@@ -16,7 +16,7 @@ from conftest import snakemake, write_images
 from diffusion_fixture import make_lora, make_tiny_pipeline
 from PIL import Image
 
-from ckpt_eval.generate import BASELINE
+from ckpt_eval.generate.plan import BASELINE
 
 pytestmark = pytest.mark.workflow
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.images import conversion_note, load_rgb, probe, sha256_file
+from ckpt_eval.inputs.images import conversion_note, load_rgb, probe, sha256_file
 
 W, H = 24, 16
 

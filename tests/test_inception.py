@@ -16,11 +16,10 @@ import torch
 from cleanfid.resize import make_resizer
 from PIL import Image
 
-import ckpt_eval.inception as inception
-import ckpt_eval.inception_eager as inception_eager
+import ckpt_eval.extract.inception as inception
+import ckpt_eval.extract.inception_eager as inception_eager
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.fid import statistics
-from ckpt_eval.inception import (
+from ckpt_eval.extract.inception import (
     BUNDLED_SHA256,
     DIM,
     bundled_weights_path,
@@ -30,6 +29,7 @@ from ckpt_eval.inception import (
     load_inception,
     weights_path,
 )
+from ckpt_eval.metrics.fid import statistics
 
 try:  # tests/ as a package
     from .pinned_images import write_pinned_images
@@ -266,8 +266,9 @@ def test_planning_and_metrics_modules_do_not_import_torch() -> None:
     seconds to every invocation, a no-op rerun included."""
     code = (
         "import sys\n"
-        "import ckpt_eval.inception_id, ckpt_eval.evaluate, ckpt_eval.gpu_probe\n"
-        "import ckpt_eval.config, ckpt_eval.layouts, ckpt_eval.consolidate\n"
+        "import ckpt_eval.features.inception_id, ckpt_eval.analysis.checkpoint\n"
+        "import ckpt_eval.gpu_probe\n"
+        "import ckpt_eval.config, ckpt_eval.inputs.layouts, ckpt_eval.analysis.consolidate\n"
         "print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

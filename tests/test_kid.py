@@ -15,8 +15,8 @@ import torch
 from cleanfid.fid import kernel_distance
 from torch_fidelity.metric_kid import kernel_poly, kid_features_to_metric, mmd2
 
-import ckpt_eval.kid as kid_module
-from ckpt_eval.kid import kid, polynomial_mmd2
+import ckpt_eval.metrics.kid as kid_module
+from ckpt_eval.metrics.kid import kid, polynomial_mmd2
 
 RTOL = 1e-9
 

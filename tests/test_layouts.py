@@ -16,18 +16,18 @@ import trainer_outputs as make
 from trainer_outputs import lora_file, tiny_image
 
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.layouts import (
+from ckpt_eval.inputs.layouts import (
     checkpoint_prompts,
     describe_ignored,
     detect_layout,
     load_samples,
     read_layout,
 )
-from ckpt_eval.layouts.base import Found, Options
-from ckpt_eval.layouts.kohya import read_prompt_list
-from ckpt_eval.layouts.onetrainer import safe_filename
-from ckpt_eval.prompts import prompts_of_checkpoint
-from ckpt_eval.steps import parse_position
+from ckpt_eval.inputs.layouts.base import Found, Options
+from ckpt_eval.inputs.layouts.kohya import read_prompt_list
+from ckpt_eval.inputs.layouts.onetrainer import safe_filename
+from ckpt_eval.inputs.prompts import prompts_of_checkpoint
+from ckpt_eval.inputs.steps import parse_position
 
 EXTS = ("png", "jpg", "jpeg", "webp")
 
@@ -502,7 +502,7 @@ def test_empty_folder_is_unrecognised_with_what_to_pass(tmp_path: Path) -> None:
 
 
 def test_checkpoint_files_are_read_without_loading_weights(tmp_path: Path) -> None:
-    from ckpt_eval.layouts.kohya import safetensors_metadata
+    from ckpt_eval.inputs.layouts.kohya import safetensors_metadata
 
     path = lora_file(tmp_path / "x.safetensors", ss_epoch="3", ss_steps="90")
     assert safetensors_metadata(path) == {"ss_epoch": "3", "ss_steps": "90"}

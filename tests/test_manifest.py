@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ckpt_eval.manifest as manifest_mod
+import ckpt_eval.jsonio as jsonio_mod
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.manifest import build_manifest, read_json, write_json
+from ckpt_eval.inputs.manifest import build_manifest
+from ckpt_eval.jsonio import read_json, write_json
 
 
 def write_png(path: Path, size: tuple[int, int], mode: str = "RGB", seed: int = 0) -> Path:
@@ -164,7 +165,7 @@ def test_write_json_failure_keeps_the_old_file_intact(
         handle.write('{"new": ')
         raise RuntimeError("killed mid-write")
 
-    monkeypatch.setattr(manifest_mod.json, "dump", half_then_die)
+    monkeypatch.setattr(jsonio_mod.json, "dump", half_then_die)
     with pytest.raises(RuntimeError):
         write_json({"new": True}, target)
     monkeypatch.undo()

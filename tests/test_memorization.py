@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from ckpt_eval.memorization import (
+from ckpt_eval.metrics.memorization import (
     ClosePair,
     MemorizationResult,
     flagged,

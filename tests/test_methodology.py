@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ckpt_eval.config import validate_config
-from ckpt_eval.methodology import insights, methodology
+from ckpt_eval.report.prose import insights, methodology
 
 
 def _config(**overrides: Any) -> dict[str, Any]:

@@ -1,12 +1,13 @@
-"""Streaming float64 statistics of the real set and its seeded row subset (ckpt_eval.moments)."""
+"""Streaming float64 statistics of the real set and its seeded row subset
+(ckpt_eval.features.moments)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ckpt_eval.fid import statistics
-from ckpt_eval.moments import StreamingMoments, kept_rows, stream_rows, subset_param
+from ckpt_eval.features.moments import StreamingMoments, kept_rows, stream_rows, subset_param
+from ckpt_eval.metrics.fid import statistics
 
 
 def _batches(x: np.ndarray, size: int):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ckpt_eval.plots as plots
-from ckpt_eval.plots import metric_chart
+import ckpt_eval.report.charts as plots
+from ckpt_eval.report.charts import metric_chart
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -14,7 +14,7 @@ import torch
 from scipy.spatial.distance import cdist
 from torch_fidelity.metric_prc import prc_features_to_metric
 
-from ckpt_eval.prdc import PrdcResult, knn_sq_radii, pairwise_sq_distances, prdc
+from ckpt_eval.metrics.prdc import PrdcResult, knn_sq_radii, pairwise_sq_distances, prdc
 
 
 def _reference(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float, float, float]:

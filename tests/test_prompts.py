@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.prompts import pair_prompts, read_prompt_file
+from ckpt_eval.inputs.prompts import pair_prompts, read_prompt_file
 
 
 def test_csv_with_bom_quoted_commas_and_embedded_newlines(tmp_path: Path) -> None:

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from ckpt_eval.config import validate_config
-from ckpt_eval.ranking import (
+from ckpt_eval.analysis.ranking import (
     clip_band,
     fid_band,
     overfitting,
     recommend,
     score_checkpoints,
 )
+from ckpt_eval.config import validate_config
 
 # The original report's bands.
 FID_BOUNDS = [10, 20, 50, 100]

@@ -16,9 +16,9 @@ from diffusion_fixture import kohya_file, make_lora, make_tiny_pipeline
 from PIL import Image
 
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.generate import GenerateSettings, image_seed, plan_images
-from ckpt_eval.images import sha256_file
-from ckpt_eval.render import generate
+from ckpt_eval.generate.pipeline import generate
+from ckpt_eval.generate.plan import GenerateSettings, image_seed, plan_images
+from ckpt_eval.inputs.images import sha256_file
 
 PROMPTS = ("a photo of a dog", "an oil painting of a mountain landscape")
 

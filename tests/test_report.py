@@ -14,12 +14,13 @@ import pytest
 from conftest import write_images
 from PIL import Image
 
+from ckpt_eval.analysis.checkpoint import ANALYSIS_FIELDS, evaluate_checkpoint
+from ckpt_eval.analysis.consolidate import consolidate
 from ckpt_eval.config import config_hash, validate_config
-from ckpt_eval.consolidate import consolidate
-from ckpt_eval.evaluate import ANALYSIS_FIELDS, evaluate_checkpoint
-from ckpt_eval.manifest import build_manifest, write_json
+from ckpt_eval.inputs.manifest import build_manifest
+from ckpt_eval.jsonio import write_json
 from ckpt_eval.provenance import provenance
-from ckpt_eval.report import _md_escape, charts, render, render_files
+from ckpt_eval.report.render import _md_escape, charts, render, render_files
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'

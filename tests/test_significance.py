@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ckpt_eval import significance as sig
-from ckpt_eval.bootstrap import resample_counts, stream
+from ckpt_eval.analysis import significance as sig
+from ckpt_eval.analysis.bootstrap import resample_counts, stream
 
 
 def _row(name: str, fid: float, clip: float | None, scores: list[tuple[str, float]]):

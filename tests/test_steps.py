@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ckpt_eval.steps import Position, parse_position
+from ckpt_eval.inputs.steps import Position, parse_position
 
 
 @pytest.mark.parametrize(

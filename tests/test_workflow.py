@@ -15,7 +15,7 @@ from cleanfid.fid import frechet_distance as cleanfid_frechet
 from conftest import make_project, snakemake, write_images
 from PIL import Image
 
-from ckpt_eval.featurefile import load_features
+from ckpt_eval.features.cache import load_features
 
 pytestmark = pytest.mark.workflow
 
@@ -284,9 +284,8 @@ def test_fid_end_to_end_equals_clean_fid_compute_fid(finished: Path) -> None:
     folders, pointed at the same weights: clean-fid loads /tmp/inception-2015-12-05.pt and calls
     its `layers`, so a TorchScript wrapper around the bundled layers is put there."""
     import torch
-    from cleanfid import fid as cleanfid
-
     from ckpt_eval.cleanfid_compat import cleanfid_uses_bundled_weights
+    from cleanfid import fid as cleanfid
 
     result = json.loads((finished / "results" / "t" / "consolidated_results.json").read_text())
     with cleanfid_uses_bundled_weights():
@@ -308,8 +307,8 @@ def test_a_real_set_above_max_real_features_is_streamed(tmp_path: Path) -> None:
     a seeded subset of rows, and each checkpoint says so."""
     import torch
 
-    from ckpt_eval import inception
-    from ckpt_eval.fid import frechet_distance, statistics
+    from ckpt_eval.extract import inception
+    from ckpt_eval.metrics.fid import frechet_distance, statistics
 
     config = make_project(tmp_path, {"step-1": 5, "step-2": 5}, n_real=12, max_real_features=10)
     snakemake(tmp_path, config)

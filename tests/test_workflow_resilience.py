@@ -18,7 +18,7 @@ import yaml
 from bad_inputs import CORPUS
 from conftest import REPO, SNAKEMAKE, make_project, snakemake
 
-from ckpt_eval.featurefile import load_features, save_features
+from ckpt_eval.features.cache import load_features, save_features
 
 pytestmark = pytest.mark.workflow
 
@@ -167,7 +167,7 @@ def test_a_new_clip_model_reruns_clip_only_and_new_weights_inception_only(
     assert plan["clip_model"] == 1 and plan["clip_checkpoint"] == 2 and plan["clip_real"] == 1
     assert not any(rule.startswith(("inception", "organize")) for rule in plan)
 
-    from ckpt_eval.inception import bundled_weights_path
+    from ckpt_eval.extract.inception import bundled_weights_path
 
     weights = tmp_path / "my-inception.pt"
     shutil.copy(bundled_weights_path(), weights)

@@ -4,12 +4,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir)))
 
 from ckpt_eval.config import validate_config
-from ckpt_eval.discover import list_images
-from ckpt_eval.evaluate import analysis_settings
-from ckpt_eval.generate import generation_plan
-from ckpt_eval.inception_id import weights_path
-from ckpt_eval.layouts import checkpoint_prompts as prompts_by_checkpoint
-from ckpt_eval.layouts import describe_ignored, load_samples
+from ckpt_eval.inputs.discover import list_images
+from ckpt_eval.analysis.checkpoint import analysis_settings
+from ckpt_eval.generate.plan import generation_plan
+from ckpt_eval.features.inception_id import weights_path
+from ckpt_eval.inputs.layouts import checkpoint_prompts as prompts_by_checkpoint
+from ckpt_eval.inputs.layouts import describe_ignored, load_samples
 
 validate_config(config)
 
@@ -20,7 +20,7 @@ EXTENSIONS = config["samples"]["extensions"]
 # with `generate:`, the images the generate jobs render (results/<run>/generated/<checkpoint>/,
 # names known from prompts x images per prompt) are the samples; else the samples as
 # samples.layout has them: one folder per checkpoint, or a trainer's own output
-GENERATE = generation_plan(config) if config.get("generate") else None
+GENERATE = generation_plan(config, OUT) if config.get("generate") else None
 SAMPLES = GENERATE.samples() if GENERATE else load_samples(config)
 SAMPLES_ROOT = str(SAMPLES.root)
 CHECKPOINTS = SAMPLES.checkpoints()

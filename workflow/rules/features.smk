@@ -1,4 +1,4 @@
-from ckpt_eval.moments import subset_param
+from ckpt_eval.features.moments import subset_param
 
 
 rule inception_real:

@@ -1,0 +1,268 @@
+"""Gather the per-checkpoint metrics into one ranked result with a recommendation."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ckpt_eval.analysis.ranking import clip_band, fid_band, recommend, score_checkpoints
+from ckpt_eval.analysis.significance import compare, tiers
+from ckpt_eval.generate.plan import BASELINE
+from ckpt_eval.inputs.steps import parse_position
+from ckpt_eval.provenance import group_made_by
+
+CSV_COLUMNS = [
+    "rank",
+    "name",
+    "step",
+    "epoch",
+    "n_images",
+    "fid",
+    "kid_mean",
+    "kid_std",
+    "clip_score_mean",
+    "clip_score_std",
+    "score",
+    "tier",
+    "fid_ci_low",
+    "fid_ci_high",
+    "kid_ci_low",
+    "kid_ci_high",
+    "clip_ci_low",
+    "clip_ci_high",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "memorization_share",
+    "fid_infinity",
+    "fid_band",
+    "clip_band",
+]
+
+
+def comparisons(
+    rows: list[dict[str, Any]],
+    replicates: dict[str, dict[str, np.ndarray]],
+    used: dict[str, Any],
+    settings: dict[str, Any],
+    reference: str | None = None,
+) -> list[list[str]] | None:
+    """Add each row's differences to the top-ranked, the best-FID and the previous checkpoint,
+    and to the `reference` (the base model alone) when there is one.
+
+    Returns the significance tiers on the ranking's metrics, or None when some ranked checkpoint
+    has no replicates (too few images), in which case the margin rule decides.
+    """
+    level = settings["bootstrap"]["level"]
+    shown = ["fid", "kid"] + (["clip"] if used["clip_used"] else [])
+    ranking_metrics = ["fid"] + (["clip"] if used["clip_used"] else [])
+    by_name = {r["name"]: r for r in rows}
+    cache: dict[tuple[str, str], Any] = {}
+
+    def comparison(a: str, b: str) -> dict[str, Any] | None:
+        if (a, b) not in cache:
+            cache[(a, b)] = compare(
+                by_name[a],
+                by_name[b],
+                replicates,
+                shown,
+                settings["bootstrap"]["resamples"],
+                level,
+                settings["seed"],
+            )
+        return cache[(a, b)]
+
+    ranked = sorted((r for r in rows if r["rank"] is not None), key=lambda r: r["rank"])
+    with_fid = [r for r in rows if r.get("fid") is not None]
+    best_fid = min(with_fid, key=lambda r: r["fid"]) if with_fid else None
+    previous = None
+    for row in rows:
+        has_fid = row.get("fid") is not None
+        top = ranked[0] if ranked else None
+        row["vs_top"] = comparison(row["name"], top["name"]) if has_fid and row is not top else None
+        row["vs_best_fid"] = (
+            comparison(row["name"], best_fid["name"]) if has_fid and row is not best_fid else None
+        )
+        row["vs_previous"] = (
+            comparison(row["name"], previous["name"]) if has_fid and previous else None
+        )
+        row["vs_reference"] = (
+            comparison(row["name"], reference)
+            if has_fid and reference is not None and row["name"] != reference
+            else None
+        )
+        if has_fid:
+            previous = row
+    if not ranked or any(r["name"] not in replicates for r in ranked):
+        return None
+
+    def on_ranking_metrics(a: str, b: str) -> dict[str, Any] | None:
+        full = comparison(a, b)
+        return None if full is None else {m: full[m] for m in ranking_metrics}
+
+    return tiers([r["name"] for r in ranked], on_ranking_metrics)
+
+
+def shared_images(manifests: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """For each checkpoint, how many of its files are byte-identical to files of each other one.
+
+    Two checkpoints never render the same bytes by chance: a shared file means a folder was
+    copied or mixed up, and both checkpoints' numbers are then partly the same measurement.
+    """
+    owners: dict[str, set[str]] = {}
+    for manifest in manifests:
+        for image in manifest["images"]:
+            owners.setdefault(image["sha256"], set()).add(manifest["name"])
+    shared: dict[str, dict[str, int]] = {m["name"]: {} for m in manifests}
+    for manifest in manifests:
+        mine = shared[manifest["name"]]
+        for image in manifest["images"]:
+            for other in sorted(owners[image["sha256"]] - {manifest["name"]}):
+                mine[other] = mine.get(other, 0) + 1
+    return shared
+
+
+def consolidate(
+    metrics: list[dict[str, Any]],
+    config: dict[str, Any],
+    provenance: dict[str, Any],
+    replicates: dict[str, dict[str, np.ndarray]] | None = None,
+    shared: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
+    rows = sorted(
+        (dict(m) for m in metrics), key=lambda r: (parse_position(r["name"]).sort_key, r["name"])
+    )
+    # each checkpoint's `made_by` goes into the provenance once per distinct block, not per row
+    made_by = group_made_by(rows)
+    for row in rows:
+        row.pop("made_by", None)
+    if made_by:
+        provenance = {**provenance, "metrics_made_by": made_by}
+    for row in rows:
+        row["shared_with"] = (shared or {}).get(row["name"], {})
+        if row["shared_with"]:
+            listed = ", ".join(f"{n} ({c})" for n, c in sorted(row["shared_with"].items()))
+            row["warnings"] = [
+                *row.get("warnings", []),
+                f"Some files are byte-identical to files of other checkpoints: {listed}. "
+                "Check that the folders were not copied or mixed up.",
+            ]
+    used = score_checkpoints(rows, config["ranking"]["weights"])
+    for row in rows:
+        row["fid_band"] = fid_band(row.get("fid"), config["report"]["fid_bands"])
+        row["clip_band"] = clip_band(row.get("clip_score_mean"), config["report"]["clip_bands"])
+    # with `generate:`, the base model rendered alone (if among the rows): a reference, not a
+    # candidate
+    baseline = bool(config.get("generate") and config["generate"].get("baseline"))
+    reference = BASELINE if baseline and any(r["name"] == BASELINE for r in rows) else None
+    groups = comparisons(rows, replicates or {}, used, config, reference)
+    level = config["bootstrap"]["level"]
+    for number, group in enumerate(groups or [], 1):
+        for name in group:
+            next(r for r in rows if r["name"] == name)["tier"] = number
+    for row in rows:
+        row.setdefault("tier", None)
+    recommendation = recommend(
+        rows,
+        config["ranking"]["margin"],
+        config["ranking"]["overfit_share"],
+        used,
+        groups,
+        level,
+        reference,
+    )
+    clip_reasons = sorted(
+        {r["clip_reason"] for r in rows if not r["clip_available"] and r.get("clip_reason")}
+    )
+    return {
+        "run": config["run"],
+        "checkpoints": rows,
+        "ranking": {"weights_used": used, "margin": config["ranking"]["margin"]},
+        "significance": {
+            "level": level,
+            "resamples": config["bootstrap"]["resamples"],
+            "tiers": groups,
+        },
+        "recommendation": recommendation,
+        "clip": {
+            "model": config["clip"]["model"],
+            "computed": all(r["clip_available"] for r in rows),
+            "reasons_not_computed": clip_reasons,
+        },
+        "provenance": provenance,
+    }
+
+
+def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One checkpoint as the CSV's columns: nested intervals and analyses as plain numbers."""
+    flat = dict(row)
+    for metric in ("fid", "kid", "clip"):
+        ci = row.get(f"{metric}_ci") or {}
+        flat[f"{metric}_ci_low"], flat[f"{metric}_ci_high"] = ci.get("low"), ci.get("high")
+    flat.update(row.get("prdc") or {})
+    flat["memorization_share"] = ((row.get("memorization") or {}).get("inception") or {}).get(
+        "share_flagged"
+    )
+    flat["fid_infinity"] = (row.get("fid_infinity") or {}).get("value")
+    return flat
+
+
+def write_csv(result: dict[str, Any], path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in map(flat_row, result["checkpoints"]):
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+
+
+def consolidate_files(
+    metric_paths: list[str],
+    replicate_paths: list[str],
+    manifest_paths: list[str],
+    inception_real: str,
+    clip_status: str,
+    config: dict[str, Any],
+    out_json: str,
+    out_csv: str,
+) -> None:
+    from ckpt_eval.config import config_hash
+    from ckpt_eval.features.cache import load_features, load_meta
+    from ckpt_eval.jsonio import read_json, write_json
+    from ckpt_eval.provenance import clip_source, provenance
+
+    real_meta = load_meta(inception_real)
+    status = read_json(clip_status)
+    if not status["available"]:
+        clip_text = f"not computed: {status['reason']}"
+    elif status.get("revision"):
+        clip_text = f"{status['model']} (revision {status['revision']})"
+    elif status.get("weights_sha256"):
+        clip_text = f"{status['model']} (local folder, weights sha256 {status['weights_sha256']})"
+    else:
+        clip_text = f"{status['model']} (revision unknown)"
+    prov = provenance(
+        config,
+        config_hash(config),
+        {
+            "device": real_meta["device"],
+            "inception_extractor": real_meta["extractor"],
+            "inception_weights_sha256": real_meta["weights_sha256"],
+            "preprocessing": real_meta["preprocessing"],
+            "clip": clip_text,
+            **clip_source(status),
+        },
+    )
+    metrics = [read_json(p) for p in metric_paths]
+    replicates = {}
+    for row, path in zip(metrics, replicate_paths, strict=True):
+        arrays, _ = load_features(path)
+        if arrays:
+            replicates[row["name"]] = arrays
+    shared = shared_images([read_json(p) for p in manifest_paths])
+    result = consolidate(metrics, config, prov, replicates, shared)
+    write_json(result, out_json)
+    write_csv(result, out_csv)

@@ -1,0 +1,1 @@
+"""The optional generate stage: plan (no torch) and render samples with diffusers + LoRA."""

@@ -1,0 +1,72 @@
+"""The manifest of an image set: what each image is (hash, size, mode), and what was left out.
+
+Features and metrics are computed from the manifest, never from a fresh directory listing, so
+the images a number came from are always on record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.inputs.images import probe, sha256_file
+
+
+def build_manifest(
+    name: str,
+    images: Iterable[str | Path],
+    root: str | Path,
+    on_bad_image: str = "error",
+) -> dict[str, Any]:
+    """Hash and probe every image; a bad one stops the run or is listed as skipped."""
+    root = Path(root)
+    entries: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for path in tqdm(sorted(Path(p) for p in images), desc=f"organize {name}", unit="img"):
+        try:
+            info = probe(path)
+        except CkptEvalError as exc:
+            if on_bad_image != "skip":
+                raise
+            skipped.append({"path": str(path), "file": _relative(path, root), "reason": exc.what})
+            continue
+        entries.append(
+            {
+                "path": str(path),
+                "file": _relative(path, root),
+                "sha256": sha256_file(path),
+                **info,
+            }
+        )
+    if not entries:
+        raise CkptEvalError(
+            f"'{name}' has no readable image left ({len(skipped)} skipped).",
+            path=root,
+            fix="add readable images; the skipped files are: "
+            + ", ".join(s["path"] for s in skipped[:5]),
+        )
+    return {
+        "name": name,
+        "root": str(root),
+        "images": entries,
+        "skipped": skipped,
+        "duplicates": duplicate_groups(entries),
+    }
+
+
+def duplicate_groups(entries: list[dict[str, Any]]) -> list[list[str]]:
+    """Files with byte-identical content, grouped: all are kept (a generator that repeats itself
+    is part of what is measured), but the report names them, since a copy mistake looks alike."""
+    by_hash: dict[str, list[str]] = {}
+    for entry in entries:
+        by_hash.setdefault(entry["sha256"], []).append(entry["file"])
+    return [files for files in by_hash.values() if len(files) > 1]
+
+
+def _relative(path: Path, root: Path) -> str:
+    """The path as the prompt file names it: relative to the root, with forward slashes."""
+    return path.resolve().relative_to(root.resolve()).as_posix()
