@@ -1,4 +1,7 @@
-"""`python -m ckpt_eval init --from <trainer output> --real <real images>`: write a config."""
+"""`python -m ckpt_eval init --from <trainer output> --real <real images>`: write a config.
+
+`python -m ckpt_eval config-reference [--output docs/config.md]`: the config reference.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from ckpt_eval.config import load_schema
+from ckpt_eval.config_reference import render_reference
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.init_config import InitRequest, run_init
 from ckpt_eval.inputs.layouts import LAYOUTS
@@ -36,11 +41,32 @@ def parser() -> argparse.ArgumentParser:
         help="render the samples (a generate: section): the base model's hub id or folder",
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing config")
+    reference = commands.add_parser(
+        "config-reference",
+        help="write the config reference (Markdown) from the schema's descriptions",
+        description="Render every config key of ckpt_eval/schemas/config.schema.yaml with its "
+        "type, default and description, as docs/config.md holds it.",
+    )
+    reference.add_argument(
+        "--output", "-o", type=Path, help="file to write (e.g. docs/config.md); default stdout"
+    )
     return top
+
+
+def config_reference(output: Path | None) -> int:
+    text = render_reference(load_schema())
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8", newline="\n")
+        print(f"wrote {output}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "config-reference":
+        return config_reference(args.output)
     request = InitRequest(
         source=args.source,
         real=args.real,

@@ -1,6 +1,6 @@
 """A corpus of bad and awkward inputs, generated on the fly (nothing binary is committed).
 
-Each maker writes one file and returns its path; `CORPUS` lists them with the outcome the README
+Each maker writes one file and returns its path; `CORPUS` lists them with the outcome docs/inputs.md
 documents: "error" (organize stops naming the file; `on_bad_image: skip` lists it instead) or a
 fragment of the note the report shows.
 """

@@ -1,4 +1,4 @@
-"""Every case of the README's "Inputs that are not clean" table, at the library level.
+"""Every case of the "Inputs that are not clean" table (docs/inputs.md), at the library level.
 
 The same corpus goes through the whole workflow in test_workflow_resilience.py.
 """

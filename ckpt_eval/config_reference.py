@@ -1,0 +1,143 @@
+"""The config reference (docs/config.md), rendered from the schema's `description` fields.
+
+The schema is the one home of what a config key means; the Markdown is generated from it with
+`python -m ckpt_eval config-reference --output docs/config.md`, and a test fails when the two
+differ. The output depends only on the schema (keys in the schema's order), so it is stable.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+COMMAND = "python -m ckpt_eval config-reference --output docs/config.md"
+SCHEMA_FILE = "ckpt_eval/schemas/config.schema.yaml"
+
+_BOUNDS = (
+    ("minimum", "at least"),
+    ("exclusiveMinimum", "more than"),
+    ("maximum", "at most"),
+    ("exclusiveMaximum", "less than"),
+)
+
+
+def _value(value: Any) -> str:
+    """A default as it is written in a YAML config."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _type(prop: dict[str, Any]) -> str:
+    """The key's type and constraints in words, e.g. ``integer >= 1``."""
+    kinds = prop.get("type", "any")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    item = prop.get("items", {}).get("type")
+    words = [f"list of {item}" if kind == "array" and item else kind for kind in kinds]
+    text = " or ".join(words)
+    if "enum" in prop:
+        text += ": one of " + ", ".join(f"`{_value(v)}`" for v in prop["enum"])
+    if "pattern" in prop:
+        text += f" matching `{prop['pattern']}`"
+    limits = [f"{sign} {_value(prop[name])}" for name, sign in _BOUNDS if name in prop]
+    if prop.get("minItems") is not None and prop.get("minItems") == prop.get("maxItems"):
+        limits.append(f"exactly {prop['minItems']} items")
+    else:
+        limits += [f"at least {prop['minItems']} items"] if "minItems" in prop else []
+        limits += [f"at most {prop['maxItems']} items"] if "maxItems" in prop else []
+    if limits:
+        text += ", " + ", ".join(limits)
+    return text
+
+
+def _default(prop: dict[str, Any], required: bool) -> str:
+    if required:
+        return "required"
+    if "default" in prop:
+        return f"`{_value(prop['default'])}`"
+    return "none"
+
+
+def _prose(text: str) -> str:
+    """One line of Markdown: whitespace folded, `<` and `>` escaped outside code spans."""
+    parts = " ".join(str(text).split()).split("`")
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def _rows(
+    properties: dict[str, Any], required: list[str], prefix: str
+) -> list[tuple[str, dict[str, Any], bool]]:
+    """Every key below an object, depth first in the schema's order, with dotted names."""
+    rows = []
+    for key, prop in properties.items():
+        name = f"{prefix}.{key}"
+        rows.append((name, prop, key in required))
+        if "properties" in prop:
+            rows += _rows(prop["properties"], prop.get("required", []), name)
+    return rows
+
+
+def _section(key: str, prop: dict[str, Any], required: bool) -> list[str]:
+    lines = [f"## `{key}`", ""]
+    if "description" in prop:
+        lines += [_prose(prop["description"]), ""]
+    if "properties" not in prop:
+        lines += [
+            f"- type: {_prose(_type(prop))}",
+            f"- default: {_default(prop, required)}",
+            "",
+        ]
+        return lines
+    head = "Optional section" if not required else "Required section"
+    if "default" in prop:
+        head += f" (default `{_value(prop['default'])}`: every key below takes its default)"
+    lines += [head + ".", ""]
+    lines += ["| key | type | default | description |", "|---|---|---|---|"]
+    for name, sub, sub_required in _rows(prop["properties"], prop.get("required", []), key):
+        cells = [
+            f"`{name}`",
+            _prose(_type(sub)),
+            _default(sub, sub_required),
+            _prose(sub.get("description", "")),
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines.append("")
+    return lines
+
+
+def render_reference(schema: dict[str, Any]) -> str:
+    """The Markdown config reference of `schema`: one section per top-level key."""
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    lines = [
+        "# Config reference",
+        "",
+        f"<!-- Generated from {SCHEMA_FILE} by `{COMMAND}`."
+        " Edit the schema's descriptions, then run that command; do not edit this file. -->",
+        "",
+    ]
+    if "description" in schema:
+        lines += [_prose(schema["description"]), ""]
+    if required:
+        lines += ["Required keys: " + ", ".join(f"`{k}`" for k in required) + ".", ""]
+    lines += ["Keys: " + " · ".join(f"[`{k}`](#{_anchor(k)})" for k in properties) + ".", ""]
+    for key, prop in properties.items():
+        lines += _section(key, prop, key in required)
+    return "\n".join(lines).rstrip("\n") + "\n"
