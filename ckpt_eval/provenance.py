@@ -6,6 +6,9 @@ import datetime as _dt
 import json
 import platform
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -36,11 +39,28 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-WORKFLOW_DIR = Path(__file__).resolve().parent.parent
+# The workflow whose commit `software()` records: set by a Snakemake job for the duration of its
+# work (`workflow_folder`), from the folder the workflow passes it (`workflow.basedir`). The
+# library never looks for a checkout of its own: installed, it may live in no repository at all.
+_WORKFLOW_DIR: ContextVar[Path | None] = ContextVar("ckpt_eval_workflow_dir", default=None)
 
 
-def workflow_commit(folder: Path = WORKFLOW_DIR) -> str | None:
-    """The git commit of the workflow checkout, with `-dirty` when it has local changes."""
+@contextmanager
+def workflow_folder(folder: str | Path | None) -> Iterator[None]:
+    """Record `folder`'s git commit as the `workflow_commit` of what is made inside the block
+    (None: record no commit)."""
+    token = _WORKFLOW_DIR.set(Path(folder) if folder else None)
+    try:
+        yield
+    finally:
+        _WORKFLOW_DIR.reset(token)
+
+
+def workflow_commit(folder: str | Path | None) -> str | None:
+    """The git commit of the workflow in `folder`, with `-dirty` when its files (library,
+    scripts, rules, Snakefile) have local changes; None without a folder or outside git."""
+    if folder is None:
+        return None
     try:
         commit = subprocess.run(
             ["git", "-C", str(folder), "rev-parse", "HEAD"],
@@ -73,11 +93,12 @@ def workflow_commit(folder: Path = WORKFLOW_DIR) -> str | None:
 
 
 def software() -> dict[str, Any]:
-    """What ran the job: Python, package versions and the workflow's commit."""
+    """What ran the job: Python, package versions and the commit of the workflow it ran for
+    (see `workflow_folder`)."""
     return {
         "python": platform.python_version(),
         "packages": package_versions(),
-        "workflow_commit": workflow_commit(),
+        "workflow_commit": workflow_commit(_WORKFLOW_DIR.get()),
     }
 
 

@@ -6,10 +6,12 @@ from ckpt_eval.analysis.checkpoint import checkpoint_metrics
 from ckpt_eval.features.cache import save_features
 from ckpt_eval.jobs import run_job
 from ckpt_eval.jsonio import write_json
+from ckpt_eval.provenance import workflow_folder
 
 
 def main(smk) -> None:
-    result, replicates = checkpoint_metrics(smk.input, smk.params.settings)
+    with workflow_folder(smk.params.workflow_dir):  # its commit goes into `made_by`
+        result, replicates = checkpoint_metrics(smk.input, smk.params.settings)
     save_features(smk.output.replicates, replicates, {"set": result["name"]})
     write_json(result, smk.output.metrics)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,7 +83,7 @@ def test_made_by_records_settings_sources_and_software_without_a_timestamp() -> 
     assert block["device"] == "cuda:0" and block["inception_weights_sha256"] == "7ff4"
     assert (block["clip_model"], block["clip_revision"]) == ("org/clip", "abc123")
     assert block["packages"] == prov.package_versions()
-    assert block["workflow_commit"] == prov.workflow_commit()
+    assert block["workflow_commit"] is None  # no workflow folder given: see below
     assert "generated_at" not in block
     # another setting is another hash; the same settings in another key order are not
     other = prov.made_by({**settings, "seed": 8}, *_meta())
@@ -114,3 +116,47 @@ def test_group_made_by_lists_each_distinct_block_once_with_its_checkpoints() -> 
         {**b, "checkpoints": ["step-2"]},
     ]
     assert prov.group_made_by([{"name": "x"}]) == []
+
+
+def _git(folder: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-C", str(folder)]
+    return subprocess.run([*command, *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_workflow_commit_is_the_given_folders_with_dirty_for_its_own_files(tmp_path: Path) -> None:
+    workflow = tmp_path / "workflow-checkout"
+    (workflow / "scripts").mkdir(parents=True)
+    (workflow / "scripts" / "job.py").write_text("print(1)\n")
+    (workflow / "notes.txt").write_text("a\n")
+    _git(workflow, "init", "-q")
+    _git(workflow, "add", ".")
+    _git(workflow, "commit", "-q", "-m", "first")
+    head = _git(workflow, "rev-parse", "HEAD").strip()
+    assert prov.workflow_commit(workflow) == head
+    (workflow / "notes.txt").write_text("b\n")  # not a file of the workflow's code
+    assert prov.workflow_commit(str(workflow)) == head
+    (workflow / "scripts" / "job.py").write_text("print(2)\n")
+    assert prov.workflow_commit(workflow) == f"{head}-dirty"
+    assert prov.workflow_commit(tmp_path / "not-a-checkout") is None
+    assert prov.workflow_commit(None) is None
+
+
+def test_software_records_the_commit_of_the_workflow_folder_it_is_given(tmp_path: Path) -> None:
+    """The library never looks for a checkout of its own (installed, it is in none, and this
+    test's ckpt_eval being in one must not matter): only a folder given by a job counts."""
+    workflow = tmp_path / "wf"
+    workflow.mkdir()
+    (workflow / "Snakefile").write_text("\n")
+    _git(workflow, "init", "-q")
+    _git(workflow, "add", ".")
+    _git(workflow, "commit", "-q", "-m", "first")
+    head = _git(workflow, "rev-parse", "HEAD").strip()
+    assert prov.software()["workflow_commit"] is None
+    with prov.workflow_folder(workflow):
+        assert prov.software()["workflow_commit"] == head
+        assert prov.made_by({"seed": 1}, *_meta())["workflow_commit"] == head
+        assert prov.provenance({}, "h", {})["workflow_commit"] == head
+        with prov.workflow_folder(None):
+            assert prov.software()["workflow_commit"] is None
+        assert prov.software()["workflow_commit"] == head
+    assert prov.software()["workflow_commit"] is None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import snakemake
+from conftest import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -83,3 +83,16 @@ def test_the_report_shows_the_provenance(finished: Path, report: str) -> None:
         f"Python {provenance['python']}",
     ):
         assert value in html, value
+
+
+def test_the_jobs_record_the_commit_of_the_workflow_that_ran_them(finished: Path) -> None:
+    """The workflow (this checkout's Snakefile) hands its folder to the metrics and consolidate
+    jobs; the library itself looks for no checkout. The checkout may have local changes, or a
+    new commit, by the time this runs, so the commit is checked for its form, not its value."""
+    result = json.loads((finished / "results" / "t" / "consolidated_results.json").read_text())
+    provenance = result["provenance"]
+    commits = [provenance["workflow_commit"], provenance["metrics_made_by"][0]["workflow_commit"]]
+    if (REPO / ".git").exists():
+        assert all(re.fullmatch(r"[0-9a-f]{40}(-dirty)?", c or "") for c in commits), commits
+    else:
+        assert commits == [None, None]

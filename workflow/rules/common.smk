@@ -13,6 +13,8 @@ from ckpt_eval.inputs.layouts import describe_ignored, load_samples
 
 validate_config(config)
 
+# the folder of this workflow: the metrics and consolidate jobs record its git commit
+WORKFLOW_DIR = str(workflow.basedir)
 OUT = f"results/{config['run']}"
 LOGS = f"{OUT}/logs"
 ENV = "../../envs/ckpt-eval.yaml"

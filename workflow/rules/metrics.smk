@@ -16,5 +16,6 @@ rule metrics_checkpoint:
         ENV
     params:
         settings=ANALYSIS,
+        workflow_dir=WORKFLOW_DIR,
     script:
         "../../scripts/metrics.py"

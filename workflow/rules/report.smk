@@ -25,6 +25,7 @@ rule consolidate:
     params:
         ranking=config["ranking"],
         bands=[config["report"]["fid_bands"], config["report"]["clip_bands"]],
+        workflow_dir=WORKFLOW_DIR,
     script:
         "../../scripts/consolidate.py"
 
