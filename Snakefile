@@ -5,10 +5,6 @@
 configfile: "config.yaml"
 
 
-# `snakemake --report results/<run>/snakemake-report.html`: the outputs marked with report()
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/organize.smk"
@@ -16,6 +12,10 @@ include: "workflow/rules/prompts.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/report.smk"
+
+
+# `snakemake --report results/<run>/snakemake-report.html`: the outputs marked with report()
+report: f"{CAPTIONS}/workflow.rst"
 
 
 rule all:

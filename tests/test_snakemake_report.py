@@ -56,7 +56,8 @@ def test_the_report_holds_the_metrics_table_charts_and_evaluation(
     assert table[0].startswith("rank,name,step") and len(table) == 4  # three checkpoints
     assert by_file["metrics.csv"]["mime_type"] == "text/csv"
     assert all(by_file[f"plots/{c}"]["mime_type"] == "image/png" for c in charts)
-    # captions from workflow/report/*.rst, rendered with this run's config and chart names
+    # captions from ckpt_eval/report/captions/ (package data), rendered with this run's config
+    # and chart names
     assert "One row per checkpoint" in by_file["metrics.csv"]["caption"]
     assert "FID (lower is better)" in by_file["plots/fid.png"]["caption"]
     assert "KID (lower is better)" in by_file["plots/kid.png"]["caption"]

@@ -1,6 +1,8 @@
+import importlib.resources
 import sys
 from pathlib import Path
 
+# this workflow's own library first (the scripts' _checkout.py does the same in the jobs)
 sys.path.insert(0, str(Path(workflow.basedir)))
 
 from ckpt_eval.config import validate_config
@@ -15,6 +17,8 @@ validate_config(config)
 
 # the folder of this workflow: the metrics and consolidate jobs record its git commit
 WORKFLOW_DIR = str(workflow.basedir)
+# the captions of `snakemake --report`: package data of ckpt_eval.report
+CAPTIONS = str(importlib.resources.files("ckpt_eval.report") / "captions")
 OUT = f"results/{config['run']}"
 LOGS = f"{OUT}/logs"
 ENV = "../../envs/ckpt-eval.yaml"

@@ -8,13 +8,13 @@ rule consolidate:
     output:
         json=report(
             f"{OUT}/consolidated_results.json",
-            caption="../report/results.rst",
+            caption=f"{CAPTIONS}/results.rst",
             category="Evaluation",
             subcategory="Results",
         ),
         csv=report(
             f"{OUT}/metrics.csv",
-            caption="../report/metrics.rst",
+            caption=f"{CAPTIONS}/metrics.rst",
             category="Evaluation",
             subcategory="Metrics",
         ),
@@ -38,14 +38,14 @@ rule report:
         md=f"{OUT}/report.md",
         html=report(
             f"{OUT}/report.html",
-            caption="../report/report.rst",
+            caption=f"{CAPTIONS}/report.rst",
             category="Evaluation",
             subcategory="Report",
         ),
         plots=report(
             directory(f"{OUT}/plots"),
             patterns=["{name}.png"],
-            caption="../report/charts.rst",
+            caption=f"{CAPTIONS}/charts.rst",
             category="Evaluation",
             subcategory="Charts",
             labels={"chart": "{name}"},
