@@ -1,33 +1,7 @@
 from ckpt_eval.features.moments import subset_param
 
 
-rule inception_real:
-    input:
-        manifest=f"{OUT}/manifests/real.json",
-    output:
-        f"{OUT}/features/inception/real.npz",
-    log:
-        f"{LOGS}/features/inception_real.log",
-    conda:
-        ENV
-    threads: config["feature_threads"]
-    resources:
-        gpu=GPU,
-    params:
-        weights=INCEPTION_WEIGHTS,
-        fingerprint=ANALYSIS["inception"],
-        torch_threads=config["feature_threads"],
-        device=config["device"],
-        batch_size=config["batch_size"],
-        num_workers=config["num_workers"],
-        # above max_real_features images: keep a seeded subset of rows, stream the statistics
-        subset=subset_param(
-            len(REAL_IMAGES), config["max_real_features"], config["seed"]
-        ),
-    script:
-        "../../scripts/inception_features.py"
-
-
+# One checkpoint's Inception features; the real set's (below) are the same rule on its manifest.
 rule inception_checkpoint:
     input:
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
@@ -51,6 +25,20 @@ rule inception_checkpoint:
         "../../scripts/inception_features.py"
 
 
+use rule inception_checkpoint as inception_real with:
+    input:
+        manifest=f"{OUT}/manifests/real.json",
+    output:
+        f"{OUT}/features/inception/real.npz",
+    log:
+        f"{LOGS}/features/inception_real.log",
+    params:
+        # above max_real_features images: keep a seeded subset of rows, stream the statistics
+        subset=subset_param(
+            len(REAL_IMAGES), config["max_real_features"], config["seed"]
+        ),
+
+
 rule clip_model:
     output:
         f"{OUT}/features/clip/model.json",
@@ -68,6 +56,8 @@ rule clip_model:
         "../../scripts/clip_model.py"
 
 
+# One checkpoint's CLIP image and prompt embeddings; the real set's images (below, for the
+# memorization screen) are the same rule without prompts.
 rule clip_checkpoint:
     input:
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
@@ -90,7 +80,7 @@ rule clip_checkpoint:
         "../../scripts/clip_features.py"
 
 
-rule clip_real:
+use rule clip_checkpoint as clip_real with:
     input:
         manifest=f"{OUT}/manifests/real.json",
         status=f"{OUT}/features/clip/model.json",
@@ -98,15 +88,5 @@ rule clip_real:
         f"{OUT}/features/clip/real.npz",
     log:
         f"{LOGS}/features/clip_real.log",
-    conda:
-        ENV
-    threads: config["feature_threads"]
-    resources:
-        gpu=GPU,
     params:
-        torch_threads=config["feature_threads"],
-        device=config["device"],
-        batch_size=config["batch_size"],
         enabled=config["memorization"]["clip"],
-    script:
-        "../../scripts/clip_features.py"
