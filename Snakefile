@@ -1,8 +1,15 @@
 # ckpt-eval: which checkpoint of a fine-tuned text-to-image model to ship.
 # Stages: [generate ->] organize -> prompts -> features -> metrics -> report (one rule file each).
+from snakemake.utils import min_version
+
+min_version("9.0")
 
 
-configfile: "config.yaml"
+# The bundled demo's config.yaml only when no --configfile is given: a file given is the whole
+# config (every key it leaves out takes the schema's default, none comes from the demo).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -1,0 +1,42 @@
+"""The Snakefile's config handling: the file given with --configfile is the whole config; the
+working directory's config.yaml (in the checkout: the demo's) is read only when none is given."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, SNAKEMAKE, make_project, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A project whose own config is mine.yaml, next to a config.yaml that is not valid."""
+    make_project(tmp_path, {"step-100": 2}).rename(tmp_path / "mine.yaml")
+    demo = {"run": "demo", "real_images": "real", "samples": {"root": "samples"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**demo, "not_a_key": 1}))
+    return tmp_path
+
+
+def test_a_given_configfile_is_the_whole_config(workdir: Path) -> None:
+    """Merged with the config.yaml beside it, the run would stop at its unknown key."""
+    done = snakemake(workdir, workdir / "mine.yaml", "-n", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "results/t/report.html" in done.stdout
+
+
+def test_without_a_configfile_the_config_yaml_is_the_config(workdir: Path) -> None:
+    done = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "-n", "--cores", "1"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert done.returncode != 0
+    assert "not_a_key" in done.stdout + done.stderr
