@@ -121,11 +121,13 @@ def test_consolidate_with_clip() -> None:
     assert [r["fid_band"] for r in rows] == ["Very good", "Excellent", "Good", None]
     assert [r["clip_band"] for r in rows] == ["Excellent", "Very good", "Good", "Very good"]
 
-    assert result["ranking"]["weights_used"] == {
+    used = result["ranking"]["weights_used"]
+    assert {k: used[k] for k in ("fid", "clip", "clip_used")} == {
         "fid": pytest.approx(0.6),
         "clip": pytest.approx(0.4),
         "clip_used": True,
     }
+    assert used["metrics"] == ["fid", "clip"] and used["dropped"] == []
     assert result["ranking"]["margin"] == 0.02
 
     rec = result["recommendation"]
@@ -164,7 +166,13 @@ def test_consolidate_without_clip() -> None:
     assert [r["rank"] for r in rows] == [3, 1, 2]
     assert [r["fid_band"] for r in rows] == ["Good", "Good", "Good"]
     assert [r["clip_band"] for r in rows] == [None, None, None]
-    assert result["ranking"]["weights_used"] == {"fid": 1.0, "clip": 0.0, "clip_used": False}
+    used = result["ranking"]["weights_used"]
+    assert {k: used[k] for k in ("fid", "clip", "clip_used")} == {
+        "fid": 1.0,
+        "clip": 0.0,
+        "clip_used": False,
+    }
+    assert used["metrics"] == ["fid"] and used["dropped"] == ["clip"]
     assert result["ranking"]["margin"] == 0.1
     rec = result["recommendation"]
     assert rec["checkpoint"] == "step-200"

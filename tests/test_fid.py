@@ -168,8 +168,7 @@ def test_rank_deficient_fid_equals_the_nuclear_norm_form(n_real: int, n_fake: in
 @pytest.mark.parametrize(("n_real", "n_fake", "d"), [(300, 200, 2048), (40, 8, 16), (50, 30, 64)])
 def test_fid_to_rows_equals_fid_of_their_statistics(n_real: int, n_fake: int, d: int) -> None:
     """The N x N route a checkpoint's FID takes when N <= d gives the d x d route's value."""
-    from ckpt_eval.analysis.bootstrap import fid_replicates
-    from ckpt_eval.metrics.fid import frechet_distance_to_rows
+    from ckpt_eval.metrics.fid import fid_replicates, frechet_distance_to_rows
 
     rng = np.random.default_rng(d)
     real = rng.gamma(2.0, 0.3, size=(n_real, d))

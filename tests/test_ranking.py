@@ -7,14 +7,19 @@ from typing import Any
 
 import pytest
 
-from ckpt_eval.analysis.ranking import (
-    clip_band,
-    fid_band,
-    overfitting,
-    recommend,
-    score_checkpoints,
-)
+from ckpt_eval.analysis.ranking import overfitting, quality_band, recommend, score_checkpoints
 from ckpt_eval.config import validate_config
+from ckpt_eval.metrics.registry import quantity
+from ckpt_eval.report.prose import overfitting_text, reasons
+
+
+def fid_band(value: float | None, bounds: list[float]) -> str | None:
+    return quality_band(quantity("fid"), value, bounds)
+
+
+def clip_band(value: float | None, bounds: list[float]) -> str | None:
+    return quality_band(quantity("clip"), value, bounds)
+
 
 # The original report's bands.
 FID_BOUNDS = [10, 20, 50, 100]
@@ -35,6 +40,12 @@ def _row(name: str, fid: float | None, clip: float | None = None, **extra: Any) 
     }
     row.update(extra)
     return row
+
+
+def _recommend(rows: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    """The recommendation's facts, and the reasons rendered from them as consolidate does."""
+    facts = recommend(rows, **kwargs)
+    return {**facts, "reasons": reasons(facts, rows)}
 
 
 def _by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -108,7 +119,11 @@ def _three_rows() -> list[dict[str, Any]]:
 def test_scores_with_clip_hand_computed() -> None:
     rows = _three_rows()
     used = score_checkpoints(rows, {"fid": 0.6, "clip": 0.4})
-    assert used == {"fid": pytest.approx(0.6), "clip": pytest.approx(0.4), "clip_used": True}
+    assert {k: used[k] for k in ("fid", "clip", "clip_used")} == {
+        "fid": pytest.approx(0.6),
+        "clip": pytest.approx(0.4),
+        "clip_used": True,
+    }
     by = _by_name(rows)
     # 0.6 * 0.5 + 0.4 * 1.0 = 0.70; 0.6 * 1.0 + 0.4 * 0.0 = 0.60; 0.6 * 0 + 0.4 * 0.4 = 0.16
     assert by["step-100"]["score"] == pytest.approx(0.70)
@@ -120,7 +135,11 @@ def test_scores_with_clip_hand_computed() -> None:
 def test_weights_are_normalised_to_sum_one() -> None:
     rows = _three_rows()
     used = score_checkpoints(rows, {"fid": 3.0, "clip": 1.0})
-    assert used == {"fid": pytest.approx(0.75), "clip": pytest.approx(0.25), "clip_used": True}
+    assert {k: used[k] for k in ("fid", "clip", "clip_used")} == {
+        "fid": pytest.approx(0.75),
+        "clip": pytest.approx(0.25),
+        "clip_used": True,
+    }
     by = _by_name(rows)
     # 0.75 * 0.5 + 0.25 * 1 = 0.625; 0.75 * 1 + 0 = 0.75; 0 + 0.25 * 0.4 = 0.1
     assert by["step-100"]["score"] == pytest.approx(0.625)
@@ -132,7 +151,11 @@ def test_weights_are_normalised_to_sum_one() -> None:
 def test_default_weights_when_none_given() -> None:
     rows = _three_rows()
     used = score_checkpoints(rows, {})
-    assert used == {"fid": pytest.approx(0.6), "clip": pytest.approx(0.4), "clip_used": True}
+    assert {k: used[k] for k in ("fid", "clip", "clip_used")} == {
+        "fid": pytest.approx(0.6),
+        "clip": pytest.approx(0.4),
+        "clip_used": True,
+    }
     assert _by_name(rows)["step-100"]["score"] == pytest.approx(0.70)
 
 
@@ -140,7 +163,11 @@ def test_clip_dropped_when_any_ranked_row_lacks_it() -> None:
     rows = _three_rows()
     rows[0]["clip_score_mean"] = None  # step-300
     used = score_checkpoints(rows, {"fid": 0.6, "clip": 0.4})
-    assert used == {"fid": 1.0, "clip": 0.0, "clip_used": False}
+    assert {k: used[k] for k in ("fid", "clip", "clip_used")} == {
+        "fid": 1.0,
+        "clip": 0.0,
+        "clip_used": False,
+    }
     by = _by_name(rows)
     # FID alone: 100 -> 0.5, 200 -> 1.0, 300 -> 0.0
     assert by["step-100"]["score"] == pytest.approx(0.5)
@@ -152,7 +179,11 @@ def test_clip_dropped_when_any_ranked_row_lacks_it() -> None:
 def test_fid_weight_zero_without_clip_falls_back_to_fid() -> None:
     rows = [_row("step-1", 10.0), _row("step-2", 30.0)]
     used = score_checkpoints(rows, {"fid": 0.0, "clip": 1.0})
-    assert used == {"fid": 1.0, "clip": 0.0, "clip_used": False}
+    assert {k: used[k] for k in ("fid", "clip", "clip_used")} == {
+        "fid": 1.0,
+        "clip": 0.0,
+        "clip_used": False,
+    }
     assert [r["score"] for r in rows] == [pytest.approx(1.0), pytest.approx(0.0)]
 
 
@@ -204,16 +235,17 @@ NEAR_TIE = {"step-100": 30.0, "step-150": 20.5, "step-200": 20.0, "step-300": 40
 
 def test_best_wins_when_no_earlier_checkpoint_is_within_margin() -> None:
     rows, used = _fid_only(NEAR_TIE)
-    result = recommend(rows, margin=0.01, overfit_share=0.1, used=used)
+    result = _recommend(rows, margin=0.01, overfit_share=0.1, used=used)
     assert result["checkpoint"] == "step-200"
     assert result["step"] == 200
+    assert result["rule"] == "margin" and result["within_margin"] == ["step-200"]
     assert result["reasons"][0].startswith("step-200 ranks first by FID alone")
     assert "within the margin" not in " ".join(result["reasons"])
 
 
 def test_earlier_checkpoint_within_margin_is_preferred() -> None:
     rows, used = _fid_only(NEAR_TIE)
-    result = recommend(rows, margin=0.05, overfit_share=0.1, used=used)
+    result = _recommend(rows, margin=0.05, overfit_share=0.1, used=used)
     assert result["checkpoint"] == "step-150"
     assert result["step"] == 150
     first = result["reasons"][0]
@@ -222,6 +254,8 @@ def test_earlier_checkpoint_within_margin_is_preferred() -> None:
     assert "0.975" in first and "1.000" in first
     # no intervals on these rows: the reasons say that the margin rule decided, and why
     assert result["method"] == "margin"
+    assert result["within_margin"] == ["step-200", "step-150"]  # best score first
+    assert sorted(result["untested"]) == ["step-100", "step-150", "step-200", "step-300"]
     assert "No significance test" in result["reasons"][1]
     assert "FID 20.50" in result["reasons"][2] and "on 50 images" in result["reasons"][2]
 
@@ -229,13 +263,13 @@ def test_earlier_checkpoint_within_margin_is_preferred() -> None:
 def test_earliest_of_several_within_margin_is_preferred() -> None:
     rows, used = _fid_only(NEAR_TIE)
     # margin 0.6 takes in step-100 (0.5) as well: the earliest one wins
-    result = recommend(rows, margin=0.6, overfit_share=0.1, used=used)
+    result = _recommend(rows, margin=0.6, overfit_share=0.1, used=used)
     assert result["checkpoint"] == "step-100"
 
 
 def test_margin_zero_picks_best() -> None:
     rows, used = _fid_only(NEAR_TIE)
-    result = recommend(rows, margin=0.0, overfit_share=0.1, used=used)
+    result = _recommend(rows, margin=0.0, overfit_share=0.1, used=used)
     assert result["checkpoint"] == "step-200"
 
 
@@ -245,7 +279,7 @@ def test_reasons_name_metrics_of_the_chosen_checkpoint() -> None:
         _row("step-200", 30.0, 26.0, kid_mean=0.02, kid_std=0.002),
     ]
     used = score_checkpoints(rows, {"fid": 0.6, "clip": 0.4})
-    result = recommend(rows, margin=0.02, overfit_share=0.1, used=used)
+    result = _recommend(rows, margin=0.02, overfit_share=0.1, used=used)
     assert result["checkpoint"] == "step-100"
     assert "weighted score 0.60 x FID + 0.40 x CLIP score" in result["reasons"][0]
     assert result["reasons"][2] == (
@@ -256,8 +290,9 @@ def test_reasons_name_metrics_of_the_chosen_checkpoint() -> None:
 def test_nothing_ranked() -> None:
     rows = [_row("step-100", None)]
     used = score_checkpoints(rows, {})
-    result = recommend(rows, margin=0.02, overfit_share=0.1, used=used)
+    result = _recommend(rows, margin=0.02, overfit_share=0.1, used=used)
     assert result["checkpoint"] is None and result["step"] is None
+    assert result["rule"] == "nothing_ranked"
     assert result["reasons"] == ["No checkpoint could be ranked."]
 
 
@@ -277,8 +312,9 @@ def test_overfitting_flagged_when_fid_worsens_more_than_share_after_best() -> No
     assert result["best_fid_checkpoint"] == "step-200"
     assert [w["checkpoint"] for w in result["worse_after"]] == ["step-400"]
     assert result["worse_after"][0]["increase"] == pytest.approx(4.0 / 30.0)
-    assert "step-400 (+13%)" in result["text"]
-    assert "step-200 (30.00)" in result["text"]
+    assert result["best_fid"] == 30.0 and result["worse_after"][0]["fid"] == 34.0
+    assert "step-400 (+13%)" in overfitting_text(result)
+    assert "step-200 (30.00)" in overfitting_text(result)
 
 
 def test_overfitting_not_flagged_within_share_or_before_best() -> None:
@@ -287,7 +323,7 @@ def test_overfitting_not_flagged_within_share_or_before_best() -> None:
     result = overfitting(rows, 0.1)
     assert result["flagged"] is False
     assert result["best_fid_checkpoint"] == "step-200"
-    assert result["worse_after"] == [] and result["text"] == ""
+    assert result["worse_after"] == [] and overfitting_text(result) == ""
 
 
 def test_overfitting_not_flagged_on_improving_trend() -> None:
@@ -299,23 +335,25 @@ def test_overfitting_needs_two_checkpoints_with_fid() -> None:
     rows = [_row("step-100", 50.0), _row("step-200", None)]
     assert overfitting(rows, 0.1) == {
         "flagged": False,
+        "metric": "fid",
+        "share": 0.1,
         "best_fid_checkpoint": None,
+        "best_fid": None,
         "worse_after": [],
         "memorized_after": [],
-        "text": "",
     }
 
 
 def test_recommend_adds_overfitting_reason_only_when_flagged() -> None:
     worsening = {"step-100": 50.0, "step-200": 30.0, "step-300": 40.0}
     rows, used = _fid_only(worsening)
-    flagged = recommend(copy.deepcopy(rows), margin=0.02, overfit_share=0.1, used=used)
+    flagged = _recommend(copy.deepcopy(rows), margin=0.02, overfit_share=0.1, used=used)
     assert flagged["overfitting"]["flagged"] is True
     assert flagged["reasons"][-1].startswith("Possible overfitting")
 
     steady = {"step-100": 50.0, "step-200": 30.0, "step-300": 31.0}
     rows, used = _fid_only(steady)
-    quiet = recommend(rows, margin=0.02, overfit_share=0.1, used=used)
+    quiet = _recommend(rows, margin=0.02, overfit_share=0.1, used=used)
     assert quiet["overfitting"]["flagged"] is False
     assert not any("overfitting" in r for r in quiet["reasons"])
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from ckpt_eval.analysis import significance as sig
-from ckpt_eval.analysis.bootstrap import resample_counts, stream
+from ckpt_eval.analysis.bootstrap import resample_counts
+from ckpt_eval.seeding import stream
 
 
 def _row(name: str, fid: float, clip: float | None, scores: list[tuple[str, float]]):
@@ -47,7 +48,9 @@ def test_paired_clip_difference_cancels_what_the_prompts_share() -> None:
     b_scores.reverse()  # another file order: pairing must not depend on it within a prompt
     b_scores = sorted(b_scores, key=lambda ps: ps[0])
     a, b = _row("A", 1.0, 25.5, a_scores), _row("B", 1.0, 25.0, b_scores)
-    interval = sig.paired_clip_difference(a["per_image"], b["per_image"], 1000, 0.95, 0, ("A", "B"))
+    interval = sig.paired_difference(
+        a["per_image"], b["per_image"], "clip_score", 1000, 0.95, 0, ("A", "B")
+    )
     # direct: the mean of the paired differences, pairs formed by (prompt, k-th occurrence)
     b_by_key = dict(zip(sig.pairing_keys(b["per_image"]), [s for _, s in b_scores], strict=True))
     diffs = [
@@ -67,7 +70,8 @@ def test_paired_clip_needs_ten_pairs() -> None:
     a = _row("A", 1, 20, [(f"p{i}", 20.0) for i in range(12)])
     b = _row("B", 1, 20, [(f"q{i}", 20.0) for i in range(12)])  # no prompt in common
     assert (
-        sig.paired_clip_difference(a["per_image"], b["per_image"], 100, 0.9, 0, ("A", "B")) is None
+        sig.paired_difference(a["per_image"], b["per_image"], "clip_score", 100, 0.9, 0, ("A", "B"))
+        is None
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from cleanfid.fid import frechet_distance as cleanfid_frechet
-from conftest import make_project, snakemake, write_images
+from conftest import REPO, make_project, snakemake, write_images
 from PIL import Image
 
 from ckpt_eval.features.cache import load_features
@@ -284,8 +285,10 @@ def test_fid_end_to_end_equals_clean_fid_compute_fid(finished: Path) -> None:
     folders, pointed at the same weights: clean-fid loads /tmp/inception-2015-12-05.pt and calls
     its `layers`, so a TorchScript wrapper around the bundled layers is put there."""
     import torch
-    from ckpt_eval.cleanfid_compat import cleanfid_uses_bundled_weights
+
+    sys.path.insert(0, str(REPO / "bench"))
     from cleanfid import fid as cleanfid
+    from cleanfid_compat import cleanfid_uses_bundled_weights
 
     result = json.loads((finished / "results" / "t" / "consolidated_results.json").read_text())
     with cleanfid_uses_bundled_weights():

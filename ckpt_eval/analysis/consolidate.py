@@ -8,40 +8,34 @@ from typing import Any
 
 import numpy as np
 
-from ckpt_eval.analysis.ranking import clip_band, fid_band, recommend, score_checkpoints
+from ckpt_eval.analysis.ranking import bands, recommend, score_checkpoints
 from ckpt_eval.analysis.significance import compare, tiers
 from ckpt_eval.generate.plan import BASELINE
 from ckpt_eval.inputs.steps import parse_position
+from ckpt_eval.metrics.registry import Notice, anchor, lookup, quantities
 from ckpt_eval.provenance import group_made_by
+from ckpt_eval.report.prose import notice_text, overfitting_text, reasons
 
-CSV_COLUMNS = [
-    "rank",
-    "name",
-    "step",
-    "epoch",
-    "n_images",
-    "fid",
-    "kid_mean",
-    "kid_std",
-    "clip_score_mean",
-    "clip_score_std",
-    "score",
-    "tier",
-    "fid_ci_low",
-    "fid_ci_high",
-    "kid_ci_low",
-    "kid_ci_high",
-    "clip_ci_low",
-    "clip_ci_high",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "memorization_share",
-    "fid_infinity",
-    "fid_band",
-    "clip_band",
-]
+IDENTITY_COLUMNS = ["rank", "name", "step", "epoch", "n_images"]
+
+
+def csv_columns() -> list[tuple[str, str]]:
+    """(column, dotted path in a row): the main table's metrics, score and tier, their
+    intervals, the other metrics, the quality bands; all from the registry."""
+    main = [q for q in quantities() if q.table == "main"]
+    rest = [q for q in quantities() if q.table != "main"]
+    columns = [(c, c) for c in IDENTITY_COLUMNS]
+    columns += [c for q in main for c in q.csv_columns()]
+    columns += [("score", "score"), ("tier", "tier")]
+    columns += [
+        (f"{q.key}_ci_{end}", f"{q.interval}.{end}")
+        for q in quantities()
+        if q.interval
+        for end in ("low", "high")
+    ]
+    columns += [c for q in rest for c in q.csv_columns()]
+    columns += [(f"{q.key}_band", f"{q.key}_band") for q in quantities() if q.band]
+    return columns
 
 
 def comparisons(
@@ -58,8 +52,15 @@ def comparisons(
     has no replicates (too few images), in which case the margin rule decides.
     """
     level = settings["bootstrap"]["level"]
-    shown = ["fid", "kid"] + (["clip"] if used["clip_used"] else [])
-    ranking_metrics = ["fid"] + (["clip"] if used["clip_used"] else [])
+    ranked_rows = [r for r in rows if r["rank"] is not None]
+    # every compared metric that all ranked checkpoints have, and every metric the ranking used
+    shown = [
+        q.key
+        for q in quantities()
+        if (q.compare and ranked_rows and all(q.value(r) is not None for r in ranked_rows))
+        or q.key in used["metrics"]
+    ]
+    ranking_metrics = list(used["metrics"])
     by_name = {r["name"]: r for r in rows}
     cache: dict[tuple[str, str], Any] = {}
 
@@ -77,11 +78,13 @@ def comparisons(
         return cache[(a, b)]
 
     ranked = sorted((r for r in rows if r["rank"] is not None), key=lambda r: r["rank"])
-    with_fid = [r for r in rows if r.get("fid") is not None]
-    best_fid = min(with_fid, key=lambda r: r["fid"]) if with_fid else None
+    first = anchor()
+    with_fid = [r for r in rows if first.value(r) is not None]
+    pick = min if first.better == "lower" else max
+    best_fid = pick(with_fid, key=first.value) if with_fid else None
     previous = None
     for row in rows:
-        has_fid = row.get("fid") is not None
+        has_fid = first.value(row) is not None
         top = ranked[0] if ranked else None
         row["vs_top"] = comparison(row["name"], top["name"]) if has_fid and row is not top else None
         row["vs_best_fid"] = (
@@ -145,16 +148,12 @@ def consolidate(
     for row in rows:
         row["shared_with"] = (shared or {}).get(row["name"], {})
         if row["shared_with"]:
-            listed = ", ".join(f"{n} ({c})" for n, c in sorted(row["shared_with"].items()))
-            row["warnings"] = [
-                *row.get("warnings", []),
-                f"Some files are byte-identical to files of other checkpoints: {listed}. "
-                "Check that the folders were not copied or mixed up.",
-            ]
+            notice = Notice("input.shared_files", {"files": dict(row["shared_with"])})
+            row["notices"] = [*row.get("notices", []), notice.as_dict()]
+            row["warnings"] = [*row.get("warnings", []), notice_text(notice)]
     used = score_checkpoints(rows, config["ranking"]["weights"])
     for row in rows:
-        row["fid_band"] = fid_band(row.get("fid"), config["report"]["fid_bands"])
-        row["clip_band"] = clip_band(row.get("clip_score_mean"), config["report"]["clip_bands"])
+        row.update(bands(row, config["report"]))
     # with `generate:`, the base model rendered alone (if among the rows): a reference, not a
     # candidate
     baseline = bool(config.get("generate") and config["generate"].get("baseline"))
@@ -175,6 +174,9 @@ def consolidate(
         level,
         reference,
     )
+    recommendation["reasons"] = reasons(recommendation, rows)
+    if recommendation["overfitting"] is not None:
+        recommendation["overfitting"]["text"] = overfitting_text(recommendation["overfitting"])
     clip_reasons = sorted(
         {r["clip_reason"] for r in rows if not r["clip_available"] and r.get("clip_reason")}
     )
@@ -199,24 +201,16 @@ def consolidate(
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     """One checkpoint as the CSV's columns: nested intervals and analyses as plain numbers."""
-    flat = dict(row)
-    for metric in ("fid", "kid", "clip"):
-        ci = row.get(f"{metric}_ci") or {}
-        flat[f"{metric}_ci_low"], flat[f"{metric}_ci_high"] = ci.get("low"), ci.get("high")
-    flat.update(row.get("prdc") or {})
-    flat["memorization_share"] = ((row.get("memorization") or {}).get("inception") or {}).get(
-        "share_flagged"
-    )
-    flat["fid_infinity"] = (row.get("fid_infinity") or {}).get("value")
-    return flat
+    return {column: lookup(row, path) for column, path in csv_columns()}
 
 
 def write_csv(result: dict[str, Any], path: str | Path) -> None:
+    names = [column for column, _ in csv_columns()]
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=names)
         writer.writeheader()
         for row in map(flat_row, result["checkpoints"]):
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+            writer.writerow({k: ("" if row[k] is None else row[k]) for k in names})
 
 
 def consolidate_files(
@@ -233,6 +227,7 @@ def consolidate_files(
     from ckpt_eval.features.cache import load_features, load_meta
     from ckpt_eval.jsonio import read_json, write_json
     from ckpt_eval.provenance import clip_source, provenance
+    from ckpt_eval.results_schema import validate_results
 
     real_meta = load_meta(inception_real)
     status = read_json(clip_status)
@@ -264,5 +259,6 @@ def consolidate_files(
             replicates[row["name"]] = arrays
     shared = shared_images([read_json(p) for p in manifest_paths])
     result = consolidate(metrics, config, prov, replicates, shared)
+    validate_results(result)
     write_json(result, out_json)
     write_csv(result, out_csv)

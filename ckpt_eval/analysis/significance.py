@@ -1,12 +1,13 @@
 """Can two checkpoints be told apart? Bootstrap intervals of their differences, and tiers.
 
-FID and KID: each checkpoint's replicates come from its own, independent resamples of its own
-samples (the real set held fixed, `ckpt_eval.analysis.bootstrap`), so replicate b of A minus
-replicate b of B is a replicate of the difference of two independent estimates. CLIP score, where
-both
-checkpoints scored the same prompts: the images are paired (same prompt, same position among that
-prompt's images, which is the same seed when the samples were rendered per prompt and seed), and
-the pairs are resampled together, so what the prompts share cancels out of the difference.
+Metrics with bootstrap replicates (FID, KID: `Quantity.interval` in the registry): each
+checkpoint's replicates come from its own, independent resamples of its own samples (the real set
+held fixed, `ckpt_eval.analysis.bootstrap`), so replicate b of A minus replicate b of B is a
+replicate of the difference of two independent estimates. Per-image metrics (CLIP score:
+`Quantity.per_image`), where both checkpoints scored the same prompts: the images are paired
+(same prompt, same position among that prompt's images, which is the same seed when the samples
+were rendered per prompt and seed), and the pairs are resampled together, so what the prompts
+share cancels out of the difference.
 
 A difference is significant when its interval at `level` excludes 0. No correction is made for
 the number of comparisons: with many checkpoints, expect about (1 - level) of the truly equal
@@ -21,20 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ckpt_eval.analysis.bootstrap import (
-    MIN_IMAGES,
-    Interval,
-    resample_counts,
-    shifted_interval,
-    stream,
-)
-
-# metric -> (key of the point in a checkpoint's row, which direction is better)
-METRICS = {
-    "fid": ("fid", "lower"),
-    "kid": ("kid_mean", "lower"),
-    "clip": ("clip_score_mean", "higher"),
-}
+from ckpt_eval.analysis.bootstrap import MIN_IMAGES, Interval, resample_counts, shifted_interval
+from ckpt_eval.metrics.registry import quantity
+from ckpt_eval.seeding import stream
 
 
 def difference(
@@ -54,25 +44,28 @@ def pairing_keys(per_image: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]
     return keys
 
 
-def paired_clip_difference(
+def paired_difference(
     a: Sequence[Mapping[str, Any]],
     b: Sequence[Mapping[str, Any]],
+    column: str,
     resamples: int,
     level: float,
     seed: int,
     names: tuple[str, str],
 ) -> Interval | None:
-    """Mean CLIP score of A minus B over their paired images; None below MIN_IMAGES pairs."""
-    scores_b = dict(zip(pairing_keys(b), (r["clip_score"] for r in b), strict=True))
+    """Mean per-image `column` of A minus B over their paired images; None below MIN_IMAGES
+    pairs. The CLIP score's stream is keyed "clip-pair" (as it always was), others by column."""
+    values_b = dict(zip(pairing_keys(b), (r.get(column) for r in b), strict=True))
     pairs = [
-        (row["clip_score"], scores_b[key])
+        (row.get(column), values_b[key])
         for key, row in zip(pairing_keys(a), a, strict=True)
-        if key in scores_b and row["clip_score"] is not None and scores_b[key] is not None
+        if key in values_b and row.get(column) is not None and values_b[key] is not None
     ]
     if len(pairs) < MIN_IMAGES:
         return None
     diffs = np.array([x - y for x, y in pairs], np.float64)
-    counts = resample_counts(len(diffs), resamples, stream(seed, "clip-pair", *names))
+    purpose = "clip-pair" if column == "clip_score" else f"{column}-pair"
+    counts = resample_counts(len(diffs), resamples, stream(seed, purpose, *names))
     return shifted_interval(float(diffs.mean()), counts @ diffs / len(diffs), level)
 
 
@@ -90,25 +83,31 @@ def compare(
         return None
     out = {}
     for metric in metrics:
-        key, better = METRICS[metric]
+        q = quantity(metric)
         interval = None
         how = "independent"
-        if metric == "clip":
-            interval = paired_clip_difference(
-                a["per_image"], b["per_image"], resamples, level, seed, (a["name"], b["name"])
+        if q.per_image:
+            interval = paired_difference(
+                a["per_image"],
+                b["per_image"],
+                q.per_image,
+                resamples,
+                level,
+                seed,
+                (a["name"], b["name"]),
             )
             how = "paired"
         if interval is None:
             interval = difference(
-                a[key],
-                b[key],
+                q.value(a),
+                q.value(b),
                 replicates[a["name"]][metric],
                 replicates[b["name"]][metric],
                 level,
             )
             how = "independent"
         significant = interval.low > 0 or interval.high < 0
-        a_better = (interval.point < 0) == (better == "lower")
+        a_better = (interval.point < 0) == (q.better == "lower")
         out[metric] = {
             "difference": interval.point,
             **interval.as_dict(),

@@ -13,9 +13,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.features.extractors import CLIP_MAX_TOKENS as MAX_TOKENS
 from ckpt_eval.inputs.images import load_rgb, sha256_file
-
-MAX_TOKENS = 77
 
 
 def load_clip(model: str, device: torch.device) -> tuple[Any, Any, dict[str, Any]]:
@@ -101,7 +100,7 @@ def embed_images(
 def embed_texts(
     prompts: Sequence[str], net: Any, processor: Any, device: torch.device, batch_size: int
 ) -> np.ndarray:
-    """Prompts over 77 tokens are truncated, as CLIP's text encoder cannot see more."""
+    """Prompts over MAX_TOKENS tokens are truncated, as CLIP's text encoder cannot see more."""
     out = []
     for start in tqdm(range(0, len(prompts), batch_size), desc="clip texts", unit="batch"):
         inputs = processor(

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
+from ckpt_eval.metrics.registry import (
+    CheckpointData,
+    Measure,
+    Outcome,
+    Quantity,
+    mean_replicates,
+)
 
 
 def clip_scores(image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
@@ -32,3 +42,73 @@ def per_prompt(scores: np.ndarray, prompts: Sequence[str]) -> list[dict[str, obj
     for score, prompt in zip(scores, prompts, strict=True):
         groups[prompt].append(float(score))
     return [{"prompt": p, **summarise(np.array(v))} for p, v in groups.items()]
+
+
+def _scores(data: CheckpointData) -> np.ndarray:
+    return clip_scores(data.clip["image"], data.clip["text"])
+
+
+def _compute(data: CheckpointData) -> Outcome:
+    if not data.clip["available"]:
+        return Outcome(
+            {
+                "clip_score_mean": None,
+                "clip_score_std": None,
+                "clip_per_prompt": [],
+                "truncated_prompts": [],
+            },
+            per_image={"clip_score": [None] * data.n},
+        )
+    scores = _scores(data)
+    stats = summarise(scores)
+    return Outcome(
+        {
+            "clip_score_mean": stats["mean"],
+            "clip_score_std": stats["std"],
+            "clip_per_prompt": per_prompt(scores, [p["prompt"] for p in data.per_image]),
+            "truncated_prompts": list(data.clip.get("truncated", [])),
+        },
+        per_image={"clip_score": [float(s) for s in scores]},
+    )
+
+
+def _replicates(data: CheckpointData, counts: np.ndarray) -> dict[str, np.ndarray]:
+    if not data.clip["available"]:
+        return {}
+    return {"clip": mean_replicates(_scores(data), counts)}
+
+
+def _describe(config: Any) -> list[tuple[str, str]]:
+    return [
+        (
+            "CLIP score",
+            "(higher is better): 100 · max(cos(image, its own prompt), 0) with "
+            f"{config['clip']['model']}, per image as Hessel et al. (2021) define it "
+            "(torchmetrics clamps the mean instead; the two agree when no cosine is negative). "
+            f"Prompts longer than {CLIP_MAX_TOKENS} tokens are truncated and listed.",
+        )
+    ]
+
+
+MEASURE = Measure(
+    key="clip",
+    order=30,
+    quantities=(
+        Quantity(
+            key="clip",
+            label="CLIP score",
+            better="higher",
+            point="clip_score_mean",
+            interval="clip_ci",
+            spread="clip_score_std",
+            columns=(("clip_score_mean", "clip_score_mean"), ("clip_score_std", "clip_score_std")),
+            compare=True,
+            rankable=True,
+            per_image="clip_score",
+            band="clip_bands",
+        ),
+    ),
+    compute=_compute,
+    replicates=_replicates,
+    describe=_describe,
+)

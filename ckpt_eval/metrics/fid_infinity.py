@@ -11,10 +11,13 @@ The real set is held fixed, as in the bootstrap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ckpt_eval.analysis.bootstrap import fid_replicates, stream
+from ckpt_eval.metrics.fid import fid_replicates, statistics
+from ckpt_eval.metrics.registry import CheckpointData, Measure, Notice, Outcome, Quantity
+from ckpt_eval.seeding import stream
 
 
 @dataclass(frozen=True)
@@ -59,3 +62,58 @@ def fid_infinity(
     fids = fid_replicates(real_mean, real_cov, fake, counts)
     value, slope = extrapolate(sizes, fids)
     return FidInfinity(value, slope, [int(s) for s in sizes], [float(f) for f in fids])
+
+
+def _compute(data: CheckpointData) -> Outcome:
+    cfg = data.settings["fid_infinity"]
+    if not cfg["enabled"] or data.n < 2:
+        return Outcome({"fid_infinity": None})
+    if data.n < cfg["min_images"]:
+        return Outcome(
+            {"fid_infinity": None},
+            notices=[Notice("fid_infinity.too_few", {"n": data.n, "min": cfg["min_images"]})],
+        )
+    stats = data.real_stats or statistics(data.real)
+    r = fid_infinity(*stats, data.fake, cfg["points"], cfg["min_fraction"], data.seed, data.name)
+    return Outcome(
+        {"fid_infinity": {"value": r.value, "slope": r.slope, "sizes": r.sizes, "fids": r.fids}}
+    )
+
+
+def _describe(config: Any) -> list[tuple[str, str]]:
+    fi = config["fid_infinity"]
+    if not fi["enabled"]:
+        return []
+    return [
+        (
+            "FID∞",
+            "(Chong & Forsyth 2020): FID on one seeded random subset for each of "
+            f"{fi['points']} sizes evenly spaced in 1/N from {100 * fi['min_fraction']:.0f}% of "
+            "the samples to all of them, a least-squares line FID = FID∞ + b/N, and its "
+            "intercept: FID with the small-N bias removed, comparable across different N. "
+            f"Checkpoints with fewer than {fi['min_images']} samples get none.",
+        )
+    ]
+
+
+MEASURE = Measure(
+    key="fid_infinity",
+    order=70,
+    quantities=(
+        Quantity(
+            key="fid_infinity",
+            label="FID∞",
+            better="lower",
+            point="fid_infinity.value",
+            table="secondary",
+            chart=False,
+        ),
+    ),
+    compute=_compute,
+    describe=_describe,
+    notices={
+        "fid_infinity.too_few": "FID-infinity not computed: {n} images, "
+        "fid_infinity.min_images is {min}."
+    },
+    settings=("fid_infinity",),
+)

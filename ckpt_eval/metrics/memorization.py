@@ -41,11 +41,14 @@ pairs for a person to look at, not verdicts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ckpt_eval.metrics.checks import as_features, check_pair
+from ckpt_eval.metrics.registry import CheckpointData, Measure, Notice, Outcome, Quantity
 
 DEFAULT_THRESHOLD = 0.95
 INCEPTION_THRESHOLD = 0.95
@@ -144,3 +147,123 @@ def memorization(
         share_flagged=n_flagged / len(similarity),
         top_pairs=top_pairs(index, similarity, top_k),
     )
+
+
+def nearest_real_images(
+    fake: np.ndarray,
+    real: np.ndarray,
+    threshold: float,
+    pairs: int,
+    sample_images: Sequence[Mapping[str, Any]],
+    real_images: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The screen in one feature space, with the closest pairs as files."""
+    m = memorization(fake, real, threshold, pairs)
+    return {
+        "threshold": m.threshold,
+        "n_flagged": m.n_flagged,
+        "share_flagged": m.share_flagged,
+        "max_similarity": float(m.nearest_similarity.max()),
+        "median_similarity": float(np.median(m.nearest_similarity)),
+        "pairs": [
+            {
+                "sample": sample_images[p.sample]["file"],
+                "sample_path": sample_images[p.sample]["path"],
+                "real": real_images[p.real]["file"],
+                "real_path": real_images[p.real]["path"],
+                "similarity": p.similarity,
+            }
+            for p in m.top_pairs
+        ],
+    }
+
+
+def exact_real_copies(data: CheckpointData) -> list[str]:
+    """Samples whose file is byte-identical to a real image: memorization at its plainest, or a
+    real image put among the samples by mistake. Either way the report must say so."""
+    real = {image["sha256"] for image in data.all_real_images}
+    return [image["file"] for image in data.sample_images if image["sha256"] in real]
+
+
+def _compute(data: CheckpointData) -> Outcome:
+    """Nearest real image per sample in Inception space and, with CLIP, in CLIP image space."""
+    cfg = data.settings["memorization"]
+    spaces = {"inception": (data.fake, data.real, data.real_images, cfg["threshold"])}
+    if data.clip["available"] and "image" in data.real_clip:
+        spaces["clip"] = (
+            data.clip["image"],
+            data.real_clip["image"],
+            data.all_real_images,
+            cfg["clip_threshold"],
+        )
+    found = {
+        space: nearest_real_images(fake, real, threshold, cfg["pairs"], data.sample_images, images)
+        for space, (fake, real, images, threshold) in spaces.items()
+    }
+    flagged = [s for s, f in found.items() if f["share_flagged"] > cfg["flag_share"]]
+    copies = exact_real_copies(data)
+    out = Outcome(
+        {
+            "memorization": {**found, "flag_share": cfg["flag_share"], "flagged": flagged},
+            "exact_real_copies": copies,
+        }
+    )
+    if copies:
+        out.notices.append(Notice("memorization.exact_copies", {"count": len(copies)}))
+    for space in flagged:
+        out.notices.append(
+            Notice(
+                "memorization.flagged",
+                {
+                    "space": space,
+                    "share": found[space]["share_flagged"],
+                    "threshold": found[space]["threshold"],
+                    "flag_share": cfg["flag_share"],
+                },
+            )
+        )
+    return out
+
+
+def _describe(config: Any) -> list[tuple[str, str]]:
+    mem = config["memorization"]
+    return [
+        (
+            "Memorization screen",
+            "for every sample, its most similar real image by cosine similarity of Inception "
+            f"features (threshold {mem['threshold']}) and, where the CLIP model is available "
+            f"and memorization.clip is on, of CLIP image embeddings (threshold "
+            f"{mem['clip_threshold']}); a sample at or above the threshold is a near copy. A "
+            f"checkpoint is flagged when more than {100 * mem['flag_share']:.0f}% of its samples "
+            "are near copies. The closest pairs are shown side by side: a screen that picks "
+            "pairs for a person to look at, not a verdict; heavy edits of a training image can "
+            "stay below the threshold.",
+        )
+    ]
+
+
+MEASURE = Measure(
+    key="memorization",
+    order=60,
+    quantities=(
+        Quantity(
+            key="memorization",
+            label="Share of near copies",
+            better="lower",
+            point="memorization.inception.share_flagged",
+            columns=(("memorization_share", "memorization.inception.share_flagged"),),
+            table=None,  # the report's memorization table shows it with its pairs
+        ),
+    ),
+    compute=_compute,
+    describe=_describe,
+    notices={
+        "memorization.exact_copies": "{count} sample file(s) are byte-identical to real images "
+        "(listed in the results JSON): a copied training image, or a real image put among the "
+        "samples.",
+        "memorization.flagged": "Possible memorization: {share:.0%} of the samples have a real "
+        "image with {space} cosine similarity >= {threshold} (more than {flag_share:.0%}); see "
+        "the closest pairs.",
+    },
+    settings=("memorization",),
+)

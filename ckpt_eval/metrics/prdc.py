@@ -43,10 +43,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ckpt_eval.metrics.checks import as_features, check_pair
+from ckpt_eval.metrics.registry import CheckpointData, Measure, Notice, Outcome, Quantity
 
 DEFAULT_K = 5
 DEFAULT_CHUNK = 1024
@@ -263,3 +265,68 @@ def prdc(
         n_real_total=n_total,
         real_subsample_seed=used_seed,
     )
+
+
+def _compute(data: CheckpointData) -> Outcome:
+    cfg = data.settings["prdc"]
+    k = cfg["k"]
+    if data.n < 2 or min(data.n, len(data.real)) <= k:
+        notices = [Notice("prdc.too_few", {"k": k})] if data.n >= 2 else []
+        return Outcome({"prdc": None}, notices=notices)
+    r = prdc(data.real, data.fake, k, max_real=cfg["max_real"], seed=data.seed)
+    return Outcome(
+        {
+            "prdc": {
+                "precision": r.precision,
+                "recall": r.recall,
+                "density": r.density,
+                "coverage": r.coverage,
+                "k": r.k,
+                "n_real": r.n_real,
+                "n_real_total": r.n_real_total,
+                "real_subsample_seed": r.real_subsample_seed,
+            }
+        }
+    )
+
+
+def _describe(config: Any) -> list[tuple[str, str]]:
+    return [
+        (
+            "Precision, recall, density, coverage",
+            f"(Kynkäänniemi et al. 2019; Naeem et al. 2020) on the Inception features, k = "
+            f"{config['prdc']['k']}: each point's radius is the distance to its k-th nearest "
+            "other point of its own set; a point is inside a ball when its distance is <= the "
+            "radius (non-strict, as in Kynkäänniemi et al.'s code and torch-fidelity; Naeem et "
+            "al.'s package uses <). Precision: share of samples inside some real ball "
+            "(fidelity). Recall: share of real images inside some sample ball (diversity). "
+            "Density: real balls per sample / k (can exceed 1). Coverage: share of real balls "
+            "holding at least one sample. Real sets over "
+            f"{config['prdc']['max_real']} images are subsampled (seeded).",
+        )
+    ]
+
+
+def _part(key: str, label: str, chart: bool) -> Quantity:
+    return Quantity(
+        key=key, label=label, better="higher", point=f"prdc.{key}", table="secondary", chart=chart
+    )
+
+
+MEASURE = Measure(
+    key="prdc",
+    order=50,
+    quantities=(
+        _part("precision", "Precision", True),
+        _part("recall", "Recall", True),
+        _part("density", "Density", False),
+        _part("coverage", "Coverage", False),
+    ),
+    compute=_compute,
+    describe=_describe,
+    notices={
+        "prdc.too_few": "Precision/recall/density/coverage need more than k={k} images in both "
+        "sets."
+    },
+    settings=("prdc",),
+)

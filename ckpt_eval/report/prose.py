@@ -1,148 +1,324 @@
-"""The report's methodology and insights as plain sentences, shared by the HTML and Markdown.
-
-One source for the definitions, with the run's own settings filled in, so the two renderings
-cannot drift apart and every default a reader needs is stated where the numbers are.
+"""Every sentence of the report, rendered from facts: notices, the recommendation's reasons, the
+overfitting finding, the methodology and the insights. The HTML and the Markdown both read
+these, and so do the JSON's `warnings` and `reasons`, so the wording cannot drift apart and no
+number is restated here: each comes from the facts, the config or the registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from ckpt_eval.analysis.bootstrap import MIN_IMAGES
+from ckpt_eval.features.inception_id import DIM
+from ckpt_eval.metrics.registry import (
+    Notice,
+    anchor,
+    lookup,
+    measures,
+    notice_templates,
+    quantities,
+    quantity,
+)
+
+# notices that are not a metric's own (those are declared with their metric)
+NOTICES = {
+    "input.fallback_prompt": "{count} image(s) had no prompt and were scored against the "
+    "fallback prompt.",
+    "input.skipped": "{count} unreadable image(s) were skipped.",
+    "input.duplicates": "{count} images are byte-identical copies of one another ({groups} "
+    "group(s)); all are counted, as the generator made them.",
+    "input.real_subset": "The real set has {count} images: FID uses all of them (mean and "
+    "covariance accumulated in float64 while extracting), while KID, its bootstrap interval, "
+    "precision/recall/density/coverage and the Inception memorization screen use a random "
+    "subset of {kept} (max_real_features), drawn with seed {seed}.",
+    "input.shared_files": "Some files are byte-identical to files of other checkpoints: "
+    "{listed}. Check that the folders were not copied or mixed up.",
+    "bootstrap.too_few": "No confidence intervals: {n} images, the bootstrap needs at least "
+    "{min}; this checkpoint cannot be tested against the others.",
+}
 
 
 def _pct(share: float) -> str:
     return f"{100 * share:.0f}%"
 
 
-def methodology(config: dict[str, Any], result: dict[str, Any]) -> list[tuple[str, str]]:
-    """(term, definition) pairs, in the order the report lists them."""
+def notice_text(notice: Notice | Mapping[str, Any]) -> str:
+    """The sentence of one notice (a Notice or its JSON form)."""
+    if isinstance(notice, Notice):
+        code, params = notice.code, dict(notice.params)
+    else:
+        params = dict(notice)
+        code = params.pop("code")
+    templates = {**NOTICES, **notice_templates()}
+    if code == "input.shared_files":
+        params["listed"] = ", ".join(f"{n} ({c})" for n, c in sorted(params["files"].items()))
+    return templates[code].format(**params)
+
+
+# --- the recommendation --------------------------------------------------------------------------
+
+
+def ranking_text(weights: Mapping[str, float], dropped: list[str]) -> str:
+    """How the ranking scored, e.g. `weighted score 0.60 x FID + 0.40 x CLIP score (...)`;
+    `dropped`: weighted metrics that some checkpoint lacked."""
+    why = (
+        f" ({_names(dropped)} {'was' if len(dropped) == 1 else 'were'} not available for every "
+        "checkpoint)"
+        if dropped
+        else ""
+    )
+    if len(weights) == 1:
+        (only,) = weights
+        return f"{quantity(only).label} alone{why}"
+    terms = " + ".join(f"{w:.2f} x {quantity(k).label}" for k, w in weights.items())
+    return f"weighted score {terms} (each min-max normalised over the checkpoints, 1 = best){why}"
+
+
+def _with_interval(value: float, ci: Mapping[str, float] | None, digits: int) -> str:
+    text = f"{value:.{digits}f}"
+    if ci:
+        text += f" [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
+    return text
+
+
+def evidence(row: Mapping[str, Any]) -> list[str]:
+    """The chosen checkpoint's numbers, with their intervals, as sentences of the reasons."""
+    parts = []
+    for q in quantities():
+        value = q.value(row)
+        if q.table != "main" or value is None:
+            continue
+        spread = lookup(row, q.spread)
+        if q.ci(row) or spread is None:
+            parts.append(f"{q.label} {_with_interval(value, q.ci(row), q.digits)}")
+        else:
+            parts.append(f"{q.label} {value:.{q.digits}f} ± {spread:.{q.digits}f}")
+    level = (anchor().ci(row) or {}).get("level")
+    brackets = f" ({_pct(level)} bootstrap intervals in brackets)" if level else ""
+    lines = [", ".join(parts) + f" on {row['n_images']} images{brackets}."]
+    if row.get("prdc"):
+        p = row["prdc"]
+        lines.append(
+            f"Precision {p['precision']:.2f} (fidelity), recall {p['recall']:.2f} (diversity), "
+            f"density {p['density']:.2f}, coverage {p['coverage']:.2f} (k = {p['k']})."
+        )
+    mem = (row.get("memorization") or {}).get("inception")
+    if mem:
+        lines.append(
+            f"Memorization screen: {_pct(mem['share_flagged'])} of the samples have a real "
+            f"image with Inception cosine similarity >= {mem['threshold']} (closest "
+            f"{mem['max_similarity']:.3f})."
+        )
+    return lines
+
+
+def _names(keys: list[str]) -> str:
+    labels = [quantity(k).label for k in keys]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def reasons(facts: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> list[str]:
+    """The recommendation's reasons, from `ckpt_eval.analysis.ranking.recommend`'s facts."""
+    rule = facts["rule"]
+    if rule == "nothing_ranked":
+        return ["No checkpoint could be ranked."]
+    by_name = {r["name"]: r for r in rows}
+    best, chosen = by_name[facts["best"]], by_name[facts["checkpoint"]]
+    how = ranking_text(facts["weights"], facts.get("dropped", []))
+    level = facts["level"]
+    out = []
+    if rule == "reference_best":
+        out.append(
+            f"The base model alone ({facts['reference']}) ranks first by {how} and every LoRA "
+            "checkpoint is significantly worse than it: on these samples no checkpoint improves "
+            f"on the base model. Of the checkpoints, {best['name']} ranks highest "
+            f"(score {best['score']:.3f})."
+        )
+    elif rule in ("alone_in_tier", "tier"):
+        compared = _names(facts["metrics"])
+        out.append(f"{best['name']} ranks first by {how}: score {best['score']:.3f}.")
+        if rule == "alone_in_tier":
+            out.append(
+                f"Every other checkpoint differs from it significantly in {compared} "
+                f"({_pct(level)} bootstrap interval of the difference excludes 0)."
+            )
+        else:
+            others = ", ".join(n for n in facts["tier"] if n != best["name"])
+            out.append(
+                f"{others} cannot be told apart from it in {compared} at {_pct(level)} "
+                "confidence (every bootstrap interval of the difference contains 0)"
+                + (
+                    f"; the earliest of them, {chosen['name']}, is recommended: less training "
+                    "for a result that is as good as these samples can show."
+                    if chosen is not best
+                    else "; it is also the earliest of them."
+                )
+            )
+    else:
+        if chosen is best:
+            out.append(f"{best['name']} ranks first by {how}: score {best['score']:.3f}.")
+        else:
+            out.append(
+                f"{best['name']} ranks first by {how} (score {best['score']:.3f}), but "
+                f"the earlier {chosen['name']} is within the margin of {facts['margin']} "
+                f"({chosen['score']:.3f}), so the earlier checkpoint is preferred: less training "
+                "for a result that is as good."
+            )
+        if facts["untested"]:
+            out.append(
+                f"No significance test: {', '.join(facts['untested'])} had too few images for a "
+                f"bootstrap interval (at least {MIN_IMAGES}), so the margin rule "
+                f"(ranking.margin = {facts['margin']}) decided."
+            )
+    out.extend(evidence(chosen))
+    if facts.get("reference") is not None:
+        out.append(versus_reference_text(facts["reference"], facts.get("versus_reference")))
+    overfit = facts.get("overfitting")
+    if overfit and overfit["flagged"]:
+        out.append(overfitting_text(overfit))
+    return out
+
+
+def versus_reference_text(reference: str, verdicts: list[Mapping[str, Any]] | None) -> str:
+    if not verdicts:
+        return (
+            f"Against the base model alone ({reference}): not tested (too few images for "
+            "bootstrap intervals); compare the two rows of the table."
+        )
+    words = {
+        "same": "no significant difference",
+        "better": "significantly better",
+        "worse": "significantly worse",
+    }
+    parts = [
+        f"{quantity(v['metric']).label} {words[v['verdict']]} (difference {v['difference']:+.4g})"
+        for v in verdicts
+    ]
+    return f"Against the base model alone ({reference}): " + "; ".join(parts) + "."
+
+
+def overfitting_text(facts: Mapping[str, Any]) -> str:
+    """The overfitting finding of `ckpt_eval.analysis.ranking.overfitting`, '' when none."""
+    if not facts.get("flagged"):
+        return ""
+    q = quantity(facts["metric"])
+    worse, memorized = facts["worse_after"], facts["memorized_after"]
+    best = facts["best_fid_checkpoint"]
+    texts = []
+    if worse:
+        listed = ", ".join(
+            f"{w['checkpoint']} "
+            + (
+                f"(+{100 * w['increase']:.0f}%)"
+                if w["increase"] is not None
+                else f"({w[q.key]:.{q.digits}f})"
+            )
+            for w in worse
+        )
+        tested = " and significantly" if all(w["significant"] for w in worse) else ""
+        texts.append(
+            f"Possible overfitting: {q.label} is best at {best} "
+            f"({facts['best_fid']:.{q.digits}f}) and worse by more than "
+            f"{_pct(facts['share'])}{tested} later: {listed}."
+        )
+    if memorized:
+        listed = ", ".join(f"{m['checkpoint']} ({_pct(m['share'])} near copies)" for m in memorized)
+        texts.append(
+            f"{'Also' if worse else 'Possible overfitting'}: after {best} the "
+            f"memorization screen flags {listed}."
+        )
+    return " ".join(texts)
+
+
+# --- methodology and insights --------------------------------------------------------------------
+
+
+def methodology(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(term, definition) pairs: every metric's own, then how they are compared and ranked."""
     boot = config["bootstrap"]
     level = _pct(boot["level"])
-    used = result["ranking"]["weights_used"]
-    mem = config["memorization"]
-    items = [
-        (
-            "FID",
-            "(Fréchet Inception Distance, lower is better): Fréchet distance between Gaussians "
-            "fitted (float64 mean and unbiased covariance) to Inception-v3 pool3 features "
-            "(2048-d) of the real images and of each checkpoint's samples. Network: the TF "
-            "2015-12-05 Inception in TorchScript (the one clean-fid and torch-fidelity use); "
-            'preprocessing as clean-fid\'s "clean" mode (PIL bicubic resize to 299x299 in '
-            "float32, then (x-128)/128). tr sqrt(S1 S2) is the sum of the square roots of the "
-            "eigenvalues of sqrt(S1) S2 sqrt(S1), from symmetric eigendecompositions: exact also "
-            "when fewer than 2048 images make the covariances rank-deficient. FID is biased "
-            "upward for small N: compare checkpoints with equal image counts, and read KID.",
-        ),
-        (
-            "KID",
-            "(Kernel Inception Distance, lower is better): unbiased MMD² with the kernel "
-            f"(x·y/2048 + 1)³ on the same features, averaged over {config['kid']['subsets']} "
-            f"random subsets of min({config['kid']['subset_size']}, n) images (seed "
-            f"{config['seed']}); ± is the std over subsets. Small negative values are normal "
-            "for an unbiased estimator when the sets are alike.",
-        ),
-        (
-            "CLIP score",
-            "(higher is better): 100 · max(cos(image, its own prompt), 0) with "
-            f"{config['clip']['model']}, per image as Hessel et al. (2021) define it "
-            "(torchmetrics clamps the mean instead; the two agree when no cosine is negative). "
-            "Prompts longer than 77 tokens are truncated and listed.",
-        ),
+    weights = {k: result["ranking"]["weights_used"][k] for k in ranking_metrics(result)}
+    items = [entry for m in measures() for entry in m.describe(config)]
+    with_interval = _names([q.key for q in quantities() if q.interval])
+    paired = _names([q.key for q in quantities() if q.per_image])
+    independent = _names([q.key for q in quantities() if q.interval and not q.per_image])
+    bands = [q for q in quantities() if q.band]
+    items += [
         (
             "Intervals",
             f"[low, high] is a {level} bootstrap interval: each checkpoint's samples are "
             f"resampled with replacement {boot['resamples']} times (seed {config['seed']}; the "
-            "same resamples for FID, KID and CLIP score), the real set held fixed as the common "
+            f"same resamples for {with_interval}), the real set held fixed as the common "
             "reference. The percentile interval of the replicates is shifted by their mean "
             "minus the estimate, since FID on a resample (about 63% distinct images) is biased "
             "upward; the interval says how far the number could move with another set of N "
-            "samples. Checkpoints with fewer than 10 images get none.",
+            f"samples. Checkpoints with fewer than {MIN_IMAGES} images get none.",
         ),
         (
             "Significance",
             "Two checkpoints differ significantly in a metric when the "
             f"{level} bootstrap interval of the difference excludes 0: from their independent "
-            "replicates for FID and KID, and from the paired images (same prompt, same position "
-            "among its images) for CLIP score when they share prompts. A tier is the best "
-            "remaining checkpoint with every checkpoint that does not differ from it "
+            f"replicates for {independent}, and from the paired images (same prompt, same "
+            f"position among its images) for {paired} when they share prompts. A tier is the "
+            "best remaining checkpoint with every checkpoint that does not differ from it "
             "significantly in any ranking metric. No correction for multiple comparisons: among "
             f"many truly equal checkpoints about {_pct(1 - boot['level'])} of pairs look "
             "different by chance.",
         ),
         (
-            "Precision, recall, density, coverage",
-            f"(Kynkäänniemi et al. 2019; Naeem et al. 2020) on the Inception features, k = "
-            f"{config['prdc']['k']}: each point's radius is the distance to its k-th nearest "
-            "other point of its own set; a point is inside a ball when its distance is <= the "
-            "radius (non-strict, as in Kynkäänniemi et al.'s code and torch-fidelity; Naeem et "
-            "al.'s package uses <). Precision: share of samples inside some real ball "
-            "(fidelity). Recall: share of real images inside some sample ball (diversity). "
-            "Density: real balls per sample / k (can exceed 1). Coverage: share of real balls "
-            "holding at least one sample. Real sets over "
-            f"{config['prdc']['max_real']} images are subsampled (seeded).",
-        ),
-        (
-            "Memorization screen",
-            "for every sample, its most similar real image by cosine similarity of Inception "
-            f"features (threshold {mem['threshold']}) and, where the CLIP model is available "
-            f"and memorization.clip is on, of CLIP image embeddings (threshold "
-            f"{mem['clip_threshold']}); a sample at or above the threshold is a near copy. A "
-            f"checkpoint is flagged when more than {_pct(mem['flag_share'])} of its samples are "
-            "near copies. The closest pairs are shown side by side: a screen that picks pairs "
-            "for a person to look at, not a verdict; heavy edits of a training image can stay "
-            "below the threshold.",
-        ),
-        (
             "Ranking",
-            f"score = {used['fid']:.2f} · FID + {used['clip']:.2f} · CLIP score, each min-max "
-            "normalised over the checkpoints (1 = best). The recommendation is the earliest "
-            "checkpoint of the first significance tier: as good as the best as far as the "
-            "samples can show, with less training. When some checkpoint has no interval, an "
-            f"earlier checkpoint within {config['ranking']['margin']} of the best score is "
+            "score = "
+            + " + ".join(f"{w:.2f} · {quantity(k).label}" for k, w in weights.items())
+            + ", each min-max normalised over the checkpoints (1 = best). The recommendation is "
+            "the earliest checkpoint of the first significance tier: as good as the best as far "
+            "as the samples can show, with less training. When some checkpoint has no interval, "
+            f"an earlier checkpoint within {config['ranking']['margin']} of the best score is "
             "preferred instead.",
         ),
         (
             "Overfitting",
-            "flagged when a checkpoint after the best-FID one has an FID worse by more than "
-            f"{_pct(config['ranking']['overfit_share'])} and significantly so (where intervals "
-            "exist), or when the memorization screen flags a checkpoint after it.",
+            f"flagged when a checkpoint after the best-{anchor().label} one has an "
+            f"{anchor().label} worse by more than {_pct(config['ranking']['overfit_share'])} and "
+            "significantly so (where intervals exist), or when the memorization screen flags a "
+            "checkpoint after it.",
         ),
         (
             "Quality bands",
-            f"FID below {' / '.join(str(b) for b in config['report']['fid_bands'])} = Excellent "
-            "/ Very good / Good / Fair, else Poor; CLIP score above "
-            f"{' / '.join(str(b) for b in config['report']['clip_bands'])} = Excellent / Very "
-            "good / Good / Fair, else Poor (the thresholds of the hand-made report).",
+            "; ".join(
+                f"{q.label} {'below' if q.better == 'lower' else 'above'} "
+                f"{' / '.join(str(b) for b in config['report'][q.band])} = Excellent / Very "
+                "good / Good / Fair, else Poor"
+                for q in bands
+            )
+            + " (the thresholds of the hand-made report).",
         ),
     ]
-    fi = config["fid_infinity"]
-    if fi["enabled"]:
-        items.insert(
-            3,
-            (
-                "FID∞",
-                "(Chong & Forsyth 2020): FID on one seeded random subset for each of "
-                f"{fi['points']} sizes evenly spaced in 1/N from {_pct(fi['min_fraction'])} of "
-                "the samples to all of them, a least-squares line FID = FID∞ + b/N, and its "
-                "intercept: FID with the small-N bias removed, comparable across different N. "
-                f"Checkpoints with fewer than {fi['min_images']} samples get none.",
-            ),
-        )
     return items
 
 
-def insights(config: dict[str, Any], result: dict[str, Any]) -> list[str]:
+def ranking_metrics(result: Mapping[str, Any]) -> list[str]:
+    """The metrics the ranking used, from the result (older results lack `metrics`)."""
+    used = result["ranking"]["weights_used"]
+    if "metrics" in used:
+        return list(used["metrics"])
+    return ["fid", "clip"] if used.get("clip_used") else ["fid"]
+
+
+def insights(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[str]:
     """What the numbers say beyond the ranking: overfitting, memorization, small N, tiers."""
     rows = result["checkpoints"]
     rec = result["recommendation"]
     out = []
     overfit = rec.get("overfitting")
     if overfit and overfit["flagged"]:
-        out.append(overfit["text"])
+        out.append(overfitting_text(overfit))
     elif overfit:
         out.append(
-            f"No checkpoint after the best-FID one ({overfit['best_fid_checkpoint']}) is "
-            f"significantly worse by more than {_pct(config['ranking']['overfit_share'])} in FID, "
-            "and none after it is flagged by the memorization screen: no sign of overfitting."
+            f"No checkpoint after the best-{anchor().label} one "
+            f"({overfit['best_fid_checkpoint']}) is significantly worse by more than "
+            f"{_pct(config['ranking']['overfit_share'])} in {anchor().label}, and none after it "
+            "is flagged by the memorization screen: no sign of overfitting."
         )
     flagged = [r for r in rows if (r.get("memorization") or {}).get("flagged")]
     if flagged:
@@ -161,10 +337,11 @@ def insights(config: dict[str, Any], result: dict[str, Any]) -> list[str]:
             + "; ".join(f"{i}: {', '.join(t)}" for i, t in enumerate(tiers, 1))
             + ". Checkpoints in one tier cannot be told apart with these samples."
         )
-    small = [r["name"] for r in rows if r["n_images"] < 2048]
+    small = [r["name"] for r in rows if r["n_images"] < DIM]
     if small:
         out.append(
-            f"{len(small)} checkpoint(s) have fewer than 2048 images: their FID is biased upward "
-            "(more so the fewer the images), so KID and the intervals are the better guide."
+            f"{len(small)} checkpoint(s) have fewer than {DIM} images: their FID is biased "
+            "upward (more so the fewer the images), so KID and the intervals are the better "
+            "guide."
         )
     return out

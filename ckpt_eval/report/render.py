@@ -10,22 +10,14 @@ from typing import Any
 import jinja2
 from PIL import Image
 
-from ckpt_eval.analysis.consolidate import flat_row
+from ckpt_eval.analysis.bootstrap import MIN_IMAGES
+from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
 from ckpt_eval.inputs.images import load_rgb
+from ckpt_eval.metrics.registry import Quantity, quantities
 from ckpt_eval.report.charts import metric_chart
-from ckpt_eval.report.prose import insights, methodology
+from ckpt_eval.report.prose import insights, methodology, ranking_metrics, ranking_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-# (file name, key in a checkpoint's row, label, which way is better, error bars: interval key)
-CHARTS = [
-    ("fid", "fid", "FID", "lower", "fid_ci"),
-    ("kid", "kid_mean", "KID", "lower", "kid_ci"),
-    ("clip", "clip_score_mean", "CLIP score", "higher", "clip_ci"),
-    ("precision", "precision", "Precision", "higher", None),
-    ("recall", "recall", "Recall", "higher", None),
-    ("memorization", "memorization_share", "Share of near copies", "lower", None),
-]
 
 
 def thumbnail_uri(path: str | Path, size: int = 128) -> str:
@@ -37,14 +29,39 @@ def thumbnail_uri(path: str | Path, size: int = 128) -> str:
 
 
 def charts(result: dict[str, Any]) -> dict[str, bytes]:
-    rows = [flat_row(r) for r in result["checkpoints"]]
+    """One chart per charted registry metric that some checkpoint has, named by its key."""
     chosen = result["recommendation"]["checkpoint"]
     out = {}
-    for name, key, label, better, err in CHARTS:
-        png = metric_chart(rows, key, label, better, err, chosen)
+    for q in quantities():
+        if not q.chart:
+            continue
+        rows = [
+            {
+                "name": r["name"],
+                "step": r.get("step"),
+                "epoch": r.get("epoch"),
+                "value": q.value(r),
+                "interval": q.ci(r),
+            }
+            for r in result["checkpoints"]
+        ]
+        png = metric_chart(rows, "value", q.label, q.better, "interval", chosen)
         if png is not None:
-            out[name] = png
+            out[q.key] = png
     return out
+
+
+def shown(rows: list[dict[str, Any]], table: str) -> list[Quantity]:
+    """The registry's metrics of one results table that at least one checkpoint has."""
+    return [
+        q for q in quantities() if q.table == table and any(q.value(r) is not None for r in rows)
+    ]
+
+
+def compared(rows: list[dict[str, Any]]) -> list[Quantity]:
+    """The metrics whose differences the significance table shows (those compared)."""
+    keys = {k for r in rows for c in (r.get("vs_top"), r.get("vs_previous")) if c for k in c}
+    return [q for q in quantities() if q.key in keys]
 
 
 def _md_escape(value: Any) -> str:
@@ -70,6 +87,14 @@ def _with_ci(value: Any, ci: dict[str, float] | None, digits: int = 2) -> str:
     return text
 
 
+def _cell(q: Quantity, row: dict[str, Any]) -> str:
+    """A metric's value in a table: with its interval, or its spread (±) where it has none."""
+    value = q.value(row)
+    if value is not None and q.spread and not q.ci(row) and row.get(q.spread) is not None:
+        return f"{value:.{q.digits}f} ± {row[q.spread]:.{q.digits}f}"
+    return _with_ci(value, q.ci(row), q.digits)
+
+
 def _difference(comparison: dict[str, Any] | None, digits: int = 2) -> str:
     """A difference with its interval, starred when significant."""
     if not comparison:
@@ -91,6 +116,7 @@ def _environment(autoescape: bool) -> jinja2.Environment:
     env.filters["md"] = _md_escape
     env.filters["ci"] = _with_ci
     env.filters["diff"] = _difference
+    env.globals["cell"] = _cell
     return env
 
 
@@ -138,6 +164,16 @@ def render(
         "methodology": methodology(config, result),
         "insights": insights(config, result),
         "tiers": result.get("significance", {}).get("tiers"),
+        "main_metrics": shown(result["checkpoints"], "main"),
+        "secondary_metrics": shown(result["checkpoints"], "secondary"),
+        "compared": compared(result["checkpoints"]),
+        "banded": [q for q in quantities() if q.band],
+        "min_images": MIN_IMAGES,
+        "max_tokens": CLIP_MAX_TOKENS,
+        "ranking_used": ranking_text(
+            {k: result["ranking"]["weights_used"][k] for k in ranking_metrics(result)},
+            result["ranking"]["weights_used"].get("dropped", []),
+        ),
     }
     markdown = _environment(False).get_template("report.md.j2").render(**context)
     html = _environment(True).get_template("report.html.j2").render(**context)
