@@ -63,7 +63,24 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
                 fix="correct the key(s) above; every key is described in "
                 "the config reference (docs/config.md).",
             )
+    check_ranking_weights(config)
     return config
+
+
+def check_ranking_weights(config: dict[str, Any]) -> None:
+    """Every key of ranking.weights must be a registry metric that can be ranked on."""
+    from ckpt_eval.metrics.registry import quantities
+
+    rankable = [q.key for q in quantities() if q.rankable]
+    unknown = sorted(set(config["ranking"]["weights"]) - set(rankable))
+    if unknown:
+        raise CkptEvalError(
+            "The config is not valid:\n"
+            + "\n".join(
+                f"  ranking.weights.{key}: not a metric that can be ranked on" for key in unknown
+            ),
+            fix=f"use the keys of rankable metrics: {', '.join(rankable)} (see docs/methods.md).",
+        )
 
 
 def config_hash(config: dict[str, Any]) -> str:

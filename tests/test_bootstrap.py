@@ -159,9 +159,7 @@ def test_fid_and_kid_intervals_cover_their_expectation_at_about_the_stated_rate(
             x = sample()
             counts = bs.resample_counts(n, 300, stream(t, which))
             if which == "fid":
-                return fid_replicates(mean, cov, x, ones)[0], fid_replicates(
-                    mean, cov, x, counts
-                )
+                return fid_replicates(mean, cov, x, ones)[0], fid_replicates(mean, cov, x, counts)
             return kid_replicates(real, x, ones)[0], kid_replicates(real, x, counts)
 
         return draw

@@ -86,9 +86,22 @@ def test_given_values_are_kept_and_siblings_still_defaulted() -> None:
     config["clip"] = {"required": False}
     out = validate_config(config)
     assert out["kid"] == {"subsets": 7, "subset_size": 1000}
-    assert out["ranking"]["weights"] == {"fid": 0.6, "clip": 1.0}
+    # weights given replace the default weights as a whole: {clip: 1} ranks by CLIP alone
+    assert out["ranking"]["weights"] == {"clip": 1.0}
     assert out["ranking"]["margin"] == 0.02
     assert out["clip"] == {"model": "openai/clip-vit-large-patch14", "required": False}
+
+
+def test_ranking_weights_take_any_rankable_metric_and_name_the_others() -> None:
+    config = minimal()
+    config["ranking"] = {"weights": {"kid": 1.0}}
+    assert validate_config(config)["ranking"]["weights"] == {"kid": 1.0}
+    config["ranking"] = {"weights": {"fid": 1.0, "precision": 1.0, "nonsense": 2.0}}
+    with pytest.raises(CkptEvalError) as err:
+        validate_config(config)
+    for key in ("nonsense", "precision"):
+        assert f"ranking.weights.{key}: not a metric that can be ranked on" in str(err.value)
+    assert "fid, kid, clip" in str(err.value)
 
 
 def test_defaults_are_not_shared_between_configs() -> None:

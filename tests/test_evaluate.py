@@ -1,4 +1,5 @@
-"""evaluate_checkpoint / checkpoint_metrics on synthetic features, checked against direct sums."""
+"""One checkpoint's evaluation (`evaluate` on arrays, `checkpoint_metrics` on files) on synthetic
+features, checked against direct sums."""
 
 from __future__ import annotations
 
@@ -9,20 +10,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from checkpoint_eval import checkpoint_data, codes, evaluate_features, notice, settings
 from cleanfid.fid import frechet_distance as cleanfid_frechet
 
-from ckpt_eval.analysis.checkpoint import (
-    ANALYSIS_FIELDS,
-    analysis_settings,
-    checkpoint_metrics,
-    evaluate_checkpoint,
-    small_n_warning,
-)
-from ckpt_eval.config import config_hash, validate_config
+from ckpt_eval.analysis.checkpoint import checkpoint_metrics
+from ckpt_eval.config import config_hash
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract.inception import fingerprint as inception_fingerprint
 from ckpt_eval.features.cache import load_features, save_features
-from ckpt_eval.jsonio import write_json
+from ckpt_eval.jsonio import read_json, write_json
+from ckpt_eval.metrics import fid as fid_metric
 from ckpt_eval.metrics.clip_score import clip_scores
 from ckpt_eval.metrics.fid import fid_from_features
 from ckpt_eval.provenance import package_versions
@@ -105,7 +102,7 @@ def test_fid_and_kid_from_features() -> None:
     real, fake = _features(40, 30)
     manifest = _manifest("step-1500", 30)
     pairs = _pairs(manifest, ["p"] * 30)
-    result = evaluate_checkpoint(manifest, pairs, real, fake, NO_CLIP, 7, 20, seed=3)
+    result = evaluate_features(manifest, pairs, real, fake, NO_CLIP, 7, 20, seed=3)
 
     assert result["name"] == "step-1500"
     assert result["step"] == 1500 and result["epoch"] is None
@@ -123,57 +120,85 @@ def test_fid_and_kid_from_features() -> None:
     assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
     assert result["kid_std"] == pytest.approx(std, rel=1e-9)
     assert result["kid_subsets"] == 7 and result["kid_subset_size"] == 20
-    # the seed matters: another seed draws other subsets
-    other = evaluate_checkpoint(manifest, pairs, real, fake, NO_CLIP, 7, 20, seed=4)
+    # the seed matters: another seed draws other subsets (and other resamples)
+    other = evaluate_features(manifest, pairs, real, fake, NO_CLIP, 7, 20, seed=4)
     assert other["kid_mean"] != result["kid_mean"]
     assert other["fid"] == result["fid"]
+    assert other["fid_ci"] != result["fid_ci"]
 
-    # 30 < 2048 images: the small-N warning, not the capped-KID one (20 <= 30)
-    assert result["warnings"] == [small_n_warning(30)]
-    assert "FID from 30 images" in result["warnings"][0]
-    assert "rank at most 29" in result["warnings"][0]
+    # 30 < 2048 images: the small-N notice, not the capped-KID one (20 <= 30)
+    assert result["notices"] == [{"code": "fid.small_n", "n": 30, "rank": 29, "dim": 2048}]
+    (warning,) = result["warnings"]
+    assert "30 images" in warning and "rank at most 29" in warning and "2048" in warning
 
 
 def test_kid_capped_warning() -> None:
     real, fake = _features(40, 12, seed=1)
     manifest = _manifest("step-2", 12)
-    result = evaluate_checkpoint(
+    result = evaluate_features(
         manifest, _pairs(manifest, ["p"] * 12), real, fake, NO_CLIP, 5, 1000, 0
     )
     assert result["kid_subset_size"] == 12
     mean, std = _direct_kid(real, fake, 5, 12, seed=0)
     assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
     assert result["kid_std"] == pytest.approx(std, rel=1e-9)
-    capped = [w for w in result["warnings"] if "kid.subset_size" in w]
-    assert len(capped) == 1
-    assert "12 images" in capped[0] and "kid.subset_size=1000" in capped[0]
+    assert codes(result) == ["fid.small_n", "kid.capped"]
+    capped = notice(result, "kid.capped")
+    assert (capped["size"], capped["configured"]) == (12, 1000)
+    assert "12 images" in capped["text"] and "kid.subset_size=1000" in capped["text"]
 
 
-def test_no_small_n_warning_from_2048_images() -> None:
-    assert small_n_warning(2047) is not None
-    assert small_n_warning(2048) is None
+def test_small_n_notice_below_2048_images_only() -> None:
+    """The FID metric's own notice at the boundary, then a whole evaluation of 2048 images."""
     rng = np.random.default_rng(5)
     real = rng.normal(size=(2048, 4))
+    for n, expected in (
+        (2047, [("fid.small_n", {"n": 2047, "rank": 2046, "dim": 2048})]),
+        (2048, []),
+    ):
+        manifest = _manifest("step-9", n)
+        data = checkpoint_data(
+            manifest, _pairs(manifest, ["p"] * n), real, real[:n], NO_CLIP, settings()
+        )
+        outcome = fid_metric.MEASURE.compute(data)
+        assert [(x.code, dict(x.params)) for x in outcome.notices] == expected
+
     fake = rng.normal(size=(2048, 4))
     manifest = _manifest("step-9", 2048)
-    result = evaluate_checkpoint(
-        manifest, _pairs(manifest, ["p"] * 2048), real, fake, NO_CLIP, 1, 2048, 0
+    result = evaluate_features(
+        manifest,
+        _pairs(manifest, ["p"] * 2048),
+        real,
+        fake,
+        NO_CLIP,
+        1,
+        2048,
+        0,
+        # an FID replicate of 2048 images costs a 2048 x 2048 eigendecomposition: 2 resamples
+        resamples=2,
+        # in 4 dimensions every sample has a real one within cosine 0.95: screen exact copies
+        memorization={"threshold": 1.0},
     )
-    assert result["warnings"] == []
+    assert result["notices"] == [] and result["warnings"] == []
     assert result["kid_subset_size"] == 2048
     assert result["fid"] == pytest.approx(fid_from_features(real, fake))
+    assert result["fid_ci"] is not None and result["prdc"] is not None
 
 
 def test_single_image_is_unranked() -> None:
     real, fake = _features(10, 1)
     manifest = _manifest("final", 1)
-    result = evaluate_checkpoint(manifest, _pairs(manifest, ["p"]), real, fake, NO_CLIP, 5, 10, 0)
+    result = evaluate_features(manifest, _pairs(manifest, ["p"]), real, fake, NO_CLIP, 5, 10, 0)
     assert result["fid"] is None
     assert result["kid_mean"] is None and result["kid_std"] is None
     assert result["kid_subsets"] == 0 and result["kid_subset_size"] == 0
     assert result["step"] is None and result["epoch"] is None
-    assert len(result["warnings"]) == 1
-    assert "unranked" in result["warnings"][0]
+    assert result["fid_ci"] is None and result["kid_ci"] is None and result["clip_ci"] is None
+    assert result["prdc"] is None and result["fid_infinity"] is None
+    # one notice: no bootstrap, PRDC or FID-infinity notice on top of the unranked one
+    assert result["notices"] == [{"code": "fid.too_few", "n": 1}]
+    (warning,) = result["warnings"]
+    assert "has 1 and is unranked" in warning
 
 
 def test_clip_available_per_image_and_per_prompt() -> None:
@@ -186,7 +211,7 @@ def test_clip_available_per_image_and_per_prompt() -> None:
     manifest = _manifest("e000003", 6)
     truncated = [{"prompt": "long", "tokens": 90}]
     clip = {"available": True, "reason": None, "image": image, "text": text, "truncated": truncated}
-    result = evaluate_checkpoint(manifest, _pairs(manifest, prompts), real, fake, clip, 3, 6, 0)
+    result = evaluate_features(manifest, _pairs(manifest, prompts), real, fake, clip, 3, 6, 0)
 
     assert result["epoch"] == 3 and result["step"] is None
     expected = clip_scores(image, text)
@@ -224,7 +249,7 @@ def test_clip_available_per_image_and_per_prompt() -> None:
 def test_clip_unavailable() -> None:
     real, fake = _features(20, 4)
     manifest = _manifest("step-10", 4)
-    result = evaluate_checkpoint(
+    result = evaluate_features(
         manifest, _pairs(manifest, list("abcd")), real, fake, NO_CLIP, 2, 4, 0
     )
     assert result["clip_available"] is False
@@ -234,21 +259,22 @@ def test_clip_unavailable() -> None:
     assert [row["clip_score"] for row in result["per_image"]] == [None] * 4
     assert [row["prompt"] for row in result["per_image"]] == list("abcd")
     assert result["fid"] is not None  # FID/KID do not depend on CLIP
+    assert set(result["memorization"]) == {"inception", "flag_share", "flagged"}
 
 
-def test_fallback_sizes_conversions_and_skipped() -> None:
+def test_fallback_sizes_conversions_skipped_and_duplicates() -> None:
     real, fake = _features(20, 5)
     sizes = [(64, 64), (32, 48), (64, 64), (32, 48), (64, 64)]
     notes = [None, "RGBA converted to RGB", "L converted to RGB", "RGBA converted to RGB", None]
     skipped = [{"path": "/samples/x/bad.png", "file": "x/bad.png", "reason": "truncated"}]
     manifest = _manifest("step-5", 5, sizes, notes, skipped)
+    duplicates = [["step-5/img_0000.png", "step-5/img_0002.png", "step-5/img_0004.png"]]
+    manifest["duplicates"] = duplicates
     pairs = _pairs(manifest, ["p", "fb", "p", "fb", "fb"], [False, True, False, True, True])
     pairs["prompts_without_image"] = ["step-5/gone.png"]
-    result = evaluate_checkpoint(manifest, pairs, real, fake, NO_CLIP, 2, 5, 0)
+    result = evaluate_features(manifest, pairs, real, fake, NO_CLIP, 2, 5, 0)
 
     assert result["fallback_count"] == 3
-    fallback = [w for w in result["warnings"] if "fallback" in w]
-    assert fallback == ["3 image(s) had no prompt and were scored against the fallback prompt."]
     assert [row["fallback"] for row in result["per_image"]] == [False, True, False, True, True]
     assert result["image_sizes"] == {"64x64": 3, "32x48": 2}
     assert list(result["image_sizes"]) == ["64x64", "32x48"]  # most frequent first
@@ -257,18 +283,36 @@ def test_fallback_sizes_conversions_and_skipped() -> None:
         {"note": "RGBA converted to RGB", "count": 2},
     ]
     assert result["skipped_images"] == skipped
-    assert "1 unreadable image(s) were skipped." in result["warnings"]
     assert result["prompts_without_image"] == ["step-5/gone.png"]
+    assert result["duplicates"] == duplicates
+    # the input stage's notices first, then the metrics' in registry order, the bootstrap's last
+    assert codes(result) == [
+        "input.fallback_prompt",
+        "input.skipped",
+        "input.duplicates",
+        "fid.small_n",
+        "prdc.too_few",  # 5 images, k = 5
+        "bootstrap.too_few",
+    ]
+    fallback = notice(result, "input.fallback_prompt")
+    assert fallback["count"] == 3 and "3 image(s)" in fallback["text"]
+    assert notice(result, "input.skipped")["count"] == 1
+    copies = notice(result, "input.duplicates")
+    assert (copies["count"], copies["groups"]) == (3, 1)
+    assert "3 images" in copies["text"] and "1 group(s)" in copies["text"]
+    assert notice(result, "prdc.too_few")["k"] == 5
+    too_few = notice(result, "bootstrap.too_few")
+    assert (too_few["n"], too_few["min"]) == (5, 10) and "5 images" in too_few["text"]
 
 
 def test_no_fallback_no_warning() -> None:
     real, fake = _features(20, 3)
     manifest = _manifest("step-5", 3)
-    result = evaluate_checkpoint(
+    result = evaluate_features(
         manifest, _pairs(manifest, ["a", "b", "c"]), real, fake, NO_CLIP, 2, 3, 0
     )
     assert result["fallback_count"] == 0
-    assert not any("fallback" in w for w in result["warnings"])
+    assert not any(c.startswith("input.") for c in codes(result))
     assert result["conversions"] == [] and result["skipped_images"] == []
 
 
@@ -351,16 +395,7 @@ def _write_inputs(
 
 def _settings(seed: int = 1, **overrides: Any) -> dict[str, Any]:
     """analysis_settings of a validated config: kid 4 subsets of 6 images, the given seed."""
-    config = {
-        "run": "t",
-        "real_images": "r",
-        "samples": {"root": "s"},
-        "prompts": "p.csv",
-        "kid": {"subsets": 4, "subset_size": 6},
-        "seed": seed,
-        **overrides,
-    }
-    return analysis_settings(validate_config(config))
+    return settings(4, 6, seed, **overrides)
 
 
 @pytest.mark.parametrize("clip_available", [True, False])
@@ -377,7 +412,10 @@ def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> 
     assert not any("time" in key or "date" in key for key in made_by)
     assert replicates == {}  # 8 images: fewer than a bootstrap needs
     assert result["fid_ci"] is None
-    assert any("No confidence intervals: 8 images" in w for w in result["warnings"])
+    assert codes(result) == ["fid.small_n", "bootstrap.too_few"]
+    too_few = notice(result, "bootstrap.too_few")
+    assert (too_few["n"], too_few["min"]) == (8, 10)
+    assert "No confidence intervals: 8 images" in too_few["text"]
     # 8 samples of 16 dims: FID takes the 8 x 8 route
     # (ckpt_eval.metrics.fid.frechet_distance_to_rows)
     assert result["fid"] == pytest.approx(fid_from_features(data["real"], data["fake"]), rel=1e-9)
@@ -395,7 +433,7 @@ def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> 
     else:
         assert result["clip_reason"] == "model missing"
         assert result["clip_score_mean"] is None
-    # the same as evaluating the arrays directly
+    # the same as evaluating the arrays directly, notices and warnings included
     clip = (
         {
             "available": True,
@@ -407,20 +445,25 @@ def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> 
         if clip_available
         else {"available": False, "reason": "model missing"}
     )
-    direct = evaluate_checkpoint(
-        data["manifest"], data["pairs"], data["real"], data["fake"], clip, 4, 6, 1
+    direct = evaluate_features(
+        data["manifest"],
+        data["pairs"],
+        data["real"],
+        data["fake"],
+        clip,
+        4,
+        6,
+        1,
+        real_clip={"image": data["real_image"]} if clip_available else {},
+        real_manifest=data["real_manifest"],
     )
-    analysis = {key: result.pop(key) for key in ANALYSIS_FIELDS}
-    extra = [w for w in result.pop("warnings") if w not in direct["warnings"]]
-    assert extra and all(w.startswith(("No confidence intervals", "Possible memo")) for w in extra)
-    direct.pop("warnings")
     assert result == direct
     # the memorization screen in each space the files hold
     spaces = {"inception"} | ({"clip"} if clip_available else set())
-    assert set(analysis["memorization"]) - {"flag_share", "flagged"} == spaces
+    assert set(result["memorization"]) - {"flag_share", "flagged"} == spaces
     if clip_available:
         expected = _brute_nearest(data["image"], data["real_image"])
-        assert analysis["memorization"]["clip"]["max_similarity"] == pytest.approx(max(expected))
+        assert result["memorization"]["clip"]["max_similarity"] == pytest.approx(max(expected))
 
 
 def _brute_nearest(samples: np.ndarray, real: np.ndarray) -> list[float]:
@@ -436,8 +479,6 @@ def _brute_nearest(samples: np.ndarray, real: np.ndarray) -> list[float]:
 
 @pytest.mark.parametrize("which", ["manifest", "real_manifest"])
 def test_checkpoint_metrics_refuses_mismatching_hashes(tmp_path: Path, which: str) -> None:
-    from ckpt_eval.jsonio import read_json
-
     paths, _ = _write_inputs(tmp_path, True)
     manifest = read_json(getattr(paths, which))
     manifest["images"][2]["sha256"] = "f" * 64  # the image changed after features were cached
@@ -546,9 +587,16 @@ def test_intervals_prdc_and_memorization_of_a_checkpoint(tmp_path: Path) -> None
     ]
     assert inception["pairs"][0]["real_path"] == "/samples/real/img_0007.png"
     assert len(inception["pairs"]) == 6  # memorization.pairs
-    # 10% near copies is more than flag_share 5%: flagged, with a warning
+    # 10% near copies is more than flag_share 5%: flagged, with a notice (no exact file copies:
+    # the copied rows are features, the files differ)
     assert result["memorization"]["flagged"] == ["inception"]
-    assert any(w.startswith("Possible memorization: 10%") for w in result["warnings"])
+    assert result["exact_real_copies"] == []
+    assert codes(result) == ["fid.small_n", "memorization.flagged"]
+    flagged = notice(result, "memorization.flagged")
+    assert flagged["space"] == "inception" and flagged["share"] == pytest.approx(0.1)
+    assert (flagged["threshold"], flagged["flag_share"]) == (0.95, 0.05)
+    assert flagged["text"].startswith("Possible memorization: 10%")
+    assert ">= 0.95" in flagged["text"] and "more than 5%" in flagged["text"]
     assert result["fid_infinity"] is None  # off by default
 
 
@@ -556,7 +604,9 @@ def test_small_checkpoints_get_no_intervals_or_prdc(tmp_path: Path) -> None:
     paths = _analysis_inputs(tmp_path, 5, copies={})
     result, replicates = checkpoint_metrics(paths, _settings())
     assert replicates == {} and result["fid_ci"] is None and result["prdc"] is None
-    assert any("need more than k=5 images" in w for w in result["warnings"])
+    assert codes(result) == ["fid.small_n", "kid.capped", "prdc.too_few", "bootstrap.too_few"]
+    prdc = notice(result, "prdc.too_few")
+    assert prdc["k"] == 5 and "k=5" in prdc["text"]
     assert result["memorization"]["flagged"] == []
 
 
@@ -571,7 +621,9 @@ def test_fid_infinity_when_enabled(tmp_path: Path) -> None:
     too_few = {**enabled, "min_images": 61}
     result, _ = checkpoint_metrics(paths, _settings(fid_infinity=too_few))
     assert result["fid_infinity"] is None
-    assert any("FID-infinity not computed: 60 images" in w for w in result["warnings"])
+    fi_notice = notice(result, "fid_infinity.too_few")
+    assert (fi_notice["n"], fi_notice["min"]) == (60, 61)
+    assert "60 images" in fi_notice["text"] and "61" in fi_notice["text"]
 
 
 def test_a_subsampled_real_set_gives_fid_of_all_and_the_rest_on_the_kept_rows(
@@ -602,13 +654,34 @@ def test_a_subsampled_real_set_gives_fid_of_all_and_the_rest_on_the_kept_rows(
     assert result["kid_mean"] == pytest.approx(mean, rel=1e-9)
     assert result["prdc"]["n_real"] == 12
     assert len(replicates["fid"]) == 100
-    assert any(
-        "subset of 12 (max_real_features), drawn with seed 2" in w for w in result["warnings"]
-    )
+    assert codes(result)[0] == "input.real_subset"  # an input notice: before the metrics'
+    subset = notice(result, "input.real_subset")
+    assert (subset["count"], subset["kept"], subset["seed"]) == (40, 12, 2)
+    assert "has 40 images" in subset["text"]
+    assert "subset of 12 (max_real_features), drawn with seed 2" in subset["text"]
     # the memorization pairs name the real files the kept rows are, not the first twelve
     kept_files = {f"real/img_{i:04d}.png" for i in keep}
     pairs = result["memorization"]["inception"]["pairs"]
     assert pairs and all(p["real"] in kept_files for p in pairs)
+    # the same as evaluating the kept rows with the whole set's statistics directly
+    real_set = inception_set(load_features(paths.real)[0])
+    direct = evaluate_features(
+        read_json(paths.manifest),
+        read_json(paths.pairs),
+        real_set.rows,
+        fake,
+        {"available": False, "reason": "no model", "truncated": []},
+        4,
+        6,
+        2,
+        real_stats=(real_set.mean, real_set.covariance),
+        n_real=real_set.count,
+        real_manifest=read_json(paths.real_manifest),
+        real_kept=real_set.index,
+        bootstrap={"resamples": 100},
+    )
+    result.pop("made_by")
+    assert result == direct
 
 
 def test_a_copy_of_a_kept_real_row_is_found_by_the_memorization_screen(tmp_path: Path) -> None:

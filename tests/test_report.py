@@ -11,15 +11,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from checkpoint_eval import evaluate_features
 from conftest import write_images
 from PIL import Image
 
-from ckpt_eval.analysis.checkpoint import ANALYSIS_FIELDS, evaluate_checkpoint
+from ckpt_eval.analysis.bootstrap import MIN_IMAGES
 from ckpt_eval.analysis.consolidate import consolidate
 from ckpt_eval.config import config_hash, validate_config
+from ckpt_eval.features.inception_id import DIM
 from ckpt_eval.inputs.manifest import build_manifest
 from ckpt_eval.jsonio import write_json
 from ckpt_eval.provenance import provenance
+from ckpt_eval.report.prose import notice_text
 from ckpt_eval.report.render import _md_escape, charts, render, render_files
 
 SCRIPT = "<script>alert(1)</script>"
@@ -58,7 +61,11 @@ def _row(
     prompts: list[str],
     **extra: Any,
 ) -> dict[str, Any]:
-    """A per-checkpoint metrics row with every key evaluate_checkpoint writes."""
+    """A per-checkpoint metrics row with every key a checkpoint's evaluation writes.
+
+    Unless given, its notices are those a real evaluation of its images with the default config
+    (kid.subset_size 1000, prdc.k 5) would make, and its warnings their sentences.
+    """
     per_image = [
         {"file": f, "prompt": p, "fallback": False, "clip_score": clip}
         for f, p in zip(files, prompts, strict=True)
@@ -88,7 +95,6 @@ def _row(
         "image_sizes": {"48x40": len(files)},
         "conversions": [],
         "per_image": per_image,
-        "warnings": [],
         "fid_ci": None,
         "kid_ci": None,
         "clip_ci": None,
@@ -110,7 +116,30 @@ def _row(
         },
     }
     row.update(extra)
+    if "notices" not in extra:
+        row["notices"] = _notices(row)
+    if "warnings" not in extra:
+        row["warnings"] = [notice_text(n) for n in row["notices"]]
     return row
+
+
+def _notices(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """What evaluating a row's images would notice: input notices first, then the metrics'."""
+    n = row["n_images"]
+    notices = []
+    if row["fallback_count"]:
+        notices.append({"code": "input.fallback_prompt", "count": row["fallback_count"]})
+    if row["skipped_images"]:
+        notices.append({"code": "input.skipped", "count": len(row["skipped_images"])})
+    if n < DIM:
+        notices.append({"code": "fid.small_n", "n": n, "rank": n - 1, "dim": DIM})
+    if row["kid_subset_size"] < 1000:
+        notices.append({"code": "kid.capped", "size": row["kid_subset_size"], "configured": 1000})
+    if n <= 5:
+        notices.append({"code": "prdc.too_few", "k": 5})
+    if n < MIN_IMAGES:
+        notices.append({"code": "bootstrap.too_few", "n": n, "min": MIN_IMAGES})
+    return notices
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +171,7 @@ def _metrics(samples: dict[str, dict[str, Any]], clip: bool = True) -> list[dict
             27.0 if clip else None,
             files("step-200"),
             [PIPE_PROMPT, "a | b", PIPE_PROMPT],
+            # a warning is shown as text whatever it holds (input.shared_files names checkpoints)
             warnings=[f"warning {SCRIPT}"],
         ),
         _row(
@@ -239,8 +269,10 @@ def _render(samples, clip: bool = True) -> tuple[str, str, dict[str, Any]]:
     return markdown, html, result
 
 
-def test_rows_have_the_keys_evaluate_checkpoint_writes(samples) -> None:
-    """The hand-made rows stand for real ones: same keys as evaluate_checkpoint's output."""
+def test_rows_have_the_keys_a_checkpoint_evaluation_writes(samples) -> None:
+    """The hand-made rows stand for real ones: the keys of a full evaluation of step-100's images
+    (every registered metric, its interval, the notices), nested ones included, and for the same
+    images the same notices."""
     rng = np.random.default_rng(0)
     manifest = samples["step-100"]
     pairs = {
@@ -251,11 +283,19 @@ def test_rows_have_the_keys_evaluate_checkpoint_writes(samples) -> None:
         "prompts_without_image": [],
     }
     clip = {"available": True, "image": rng.normal(size=(3, 4)), "text": rng.normal(size=(3, 4))}
-    real = evaluate_checkpoint(
-        manifest, pairs, rng.normal(size=(5, 4)), rng.normal(size=(3, 4)), clip, 2, 3, 0
-    )
-    for row in _metrics(samples):
-        assert set(row) == set(real) | set(ANALYSIS_FIELDS)
+    real_features, fake = rng.normal(size=(50, 4)), rng.normal(size=(3, 4))
+    real = evaluate_features(manifest, pairs, real_features, fake, clip, 10, 1000, 0)
+    rows = _metrics(samples)
+    for row in rows:
+        assert set(row) == set(real)
+        assert set(row["memorization"]) == set(real["memorization"])
+        assert set(row["memorization"]["inception"]) == set(real["memorization"]["inception"])
+        assert {frozenset(i) for i in row["per_image"]} == {frozenset(real["per_image"][0])}
+        assert {frozenset(g) for g in row["clip_per_prompt"]} == {
+            frozenset(real["clip_per_prompt"][0])
+        }
+    assert rows[0]["notices"] == real["notices"] and rows[0]["warnings"] == real["warnings"]
+    assert [n["code"] for n in rows[2]["notices"]][:2] == ["input.fallback_prompt", "input.skipped"]
 
 
 def test_html_is_safe_and_self_contained(samples) -> None:

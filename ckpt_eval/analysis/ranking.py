@@ -44,8 +44,8 @@ def default_weights() -> dict[str, float]:
     """ranking.weights as the schema's defaults give them (FID 0.6, CLIP score 0.4)."""
     from ckpt_eval.config import load_schema
 
-    props = load_schema()["properties"]["ranking"]["properties"]["weights"]["properties"]
-    return {key: float(spec["default"]) for key, spec in props.items()}
+    weights = load_schema()["properties"]["ranking"]["properties"]["weights"]["default"]
+    return {key: float(w) for key, w in weights.items()}
 
 
 def score_checkpoints(rows: list[dict[str, Any]], weights: dict[str, float]) -> dict[str, Any]:
