@@ -6,9 +6,6 @@ import datetime as _dt
 import json
 import platform
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,23 +34,6 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-# The workflow whose commit `software()` records: set by a Snakemake job for the duration of its
-# work (`workflow_folder`), from the folder the workflow passes it (`workflow.basedir`). The
-# library never looks for a checkout of its own: installed, it may live in no repository at all.
-_WORKFLOW_DIR: ContextVar[Path | None] = ContextVar("ckpt_eval_workflow_dir", default=None)
-
-
-@contextmanager
-def workflow_folder(folder: str | Path | None) -> Iterator[None]:
-    """Record `folder`'s git commit as the `workflow_commit` of what is made inside the block
-    (None: record no commit)."""
-    token = _WORKFLOW_DIR.set(Path(folder) if folder else None)
-    try:
-        yield
-    finally:
-        _WORKFLOW_DIR.reset(token)
 
 
 def workflow_commit(folder: str | Path | None) -> str | None:
@@ -92,21 +72,29 @@ def workflow_commit(folder: str | Path | None) -> str | None:
     return commit.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
-def software() -> dict[str, Any]:
-    """What ran the job: Python, package versions and the commit of the workflow it ran for
-    (see `workflow_folder`)."""
+def software(workflow_dir: str | Path | None = None) -> dict[str, Any]:
+    """What ran the job: Python, package versions and the commit of the workflow it ran for.
+
+    `workflow_dir` is the folder the workflow passes (`workflow.basedir`): the library never
+    looks for a checkout of its own, since installed it may live in no repository at all.
+    """
     return {
         "python": platform.python_version(),
         "packages": package_versions(),
-        "workflow_commit": workflow_commit(_WORKFLOW_DIR.get()),
+        "workflow_commit": workflow_commit(workflow_dir),
     }
 
 
-def provenance(config: dict[str, Any], config_sha256: str, extra: dict[str, Any]) -> dict[str, Any]:
+def provenance(
+    config: dict[str, Any],
+    config_sha256: str,
+    extra: dict[str, Any],
+    workflow_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """The timestamp lives here only, so the rest of the results is byte-identical across reruns."""
     return {
         "generated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        **software(),
+        **software(workflow_dir),
         "config_sha256": config_sha256,
         "seed": config.get("seed"),
         **extra,
@@ -125,7 +113,10 @@ def clip_source(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def made_by(
-    settings: dict[str, Any], inception_meta: dict[str, Any], clip_meta: dict[str, Any]
+    settings: dict[str, Any],
+    inception_meta: dict[str, Any],
+    clip_meta: dict[str, Any],
+    workflow_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """How one checkpoint's metrics were made, small enough to sit in every per-checkpoint file.
 
@@ -139,7 +130,7 @@ def made_by(
         "device": inception_meta.get("device"),
         "inception_weights_sha256": inception_meta.get("weights_sha256"),
         **clip_source(clip_meta),
-        **software(),
+        **software(workflow_dir),
     }
 
 

@@ -4,21 +4,20 @@ import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
 from ckpt_eval.analysis.consolidate import consolidate_files
 from ckpt_eval.jobs import run_job
-from ckpt_eval.provenance import workflow_folder
 
 
 def main(smk) -> None:
-    with workflow_folder(smk.params.workflow_dir):  # its commit goes into the provenance
-        consolidate_files(
-            smk.input.metrics,
-            smk.input.replicates,
-            smk.input.manifests,
-            smk.input.inception_real,
-            smk.input.clip_status,
-            smk.config,
-            smk.output.json,
-            smk.output.csv,
-        )
+    consolidate_files(
+        smk.input.metrics,
+        smk.input.replicates,
+        smk.input.manifests,
+        smk.input.inception_real,
+        smk.input.clip_status,
+        smk.config,
+        smk.output.json,
+        smk.output.csv,
+        smk.params.workflow_dir,
+    )
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -6,12 +6,10 @@ from ckpt_eval.analysis.checkpoint import checkpoint_metrics
 from ckpt_eval.features.cache import save_features
 from ckpt_eval.jobs import run_job
 from ckpt_eval.jsonio import write_json
-from ckpt_eval.provenance import workflow_folder
 
 
 def main(smk) -> None:
-    with workflow_folder(smk.params.workflow_dir):  # its commit goes into `made_by`
-        result, replicates = checkpoint_metrics(smk.input, smk.params.settings)
+    result, replicates = checkpoint_metrics(smk.input, smk.params.settings, smk.params.workflow_dir)
     save_features(smk.output.replicates, replicates, {"set": result["name"]})
     write_json(result, smk.output.metrics)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cleanfid.fid import frechet_distance as cleanfid_frechet
+from references import fid_from_features
 
 from ckpt_eval.analysis import bootstrap as bs
-from ckpt_eval.metrics.fid import fid_from_features, fid_replicates
+from ckpt_eval.metrics.fid import fid_replicates
 from ckpt_eval.metrics.kid import kid_replicates, polynomial_mmd2
 from ckpt_eval.metrics.registry import mean_replicates
 from ckpt_eval.seeding import stream

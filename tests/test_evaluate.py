@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from checkpoint_eval import checkpoint_data, codes, evaluate_features, notice, settings
 from cleanfid.fid import frechet_distance as cleanfid_frechet
+from references import fid_from_features
 
 from ckpt_eval.analysis.checkpoint import checkpoint_metrics
 from ckpt_eval.config import config_hash
@@ -21,7 +22,6 @@ from ckpt_eval.features.cache import load_features, save_features
 from ckpt_eval.jsonio import read_json, write_json
 from ckpt_eval.metrics import fid as fid_metric
 from ckpt_eval.metrics.clip_score import clip_scores
-from ckpt_eval.metrics.fid import fid_from_features
 from ckpt_eval.provenance import package_versions
 
 D = 16  # feature width: small keeps FID full rank and fast; the checks do not depend on 2048

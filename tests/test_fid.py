@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 from cleanfid.fid import frechet_distance as cleanfid_frechet_distance
+from references import fid_from_features
 
-from ckpt_eval.metrics.fid import fid_from_features, frechet_distance, statistics
+from ckpt_eval.metrics.fid import frechet_distance, statistics
 
 RTOL = 1e-6
 

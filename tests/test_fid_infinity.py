@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from references import fid_from_features
 
-from ckpt_eval.metrics.fid import fid_from_features, frechet_distance
+from ckpt_eval.metrics.fid import frechet_distance
 from ckpt_eval.metrics.fid_infinity import extrapolate, fid_infinity, subset_sizes
 
 

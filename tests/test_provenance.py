@@ -152,11 +152,7 @@ def test_software_records_the_commit_of_the_workflow_folder_it_is_given(tmp_path
     _git(workflow, "commit", "-q", "-m", "first")
     head = _git(workflow, "rev-parse", "HEAD").strip()
     assert prov.software()["workflow_commit"] is None
-    with prov.workflow_folder(workflow):
-        assert prov.software()["workflow_commit"] == head
-        assert prov.made_by({"seed": 1}, *_meta())["workflow_commit"] == head
-        assert prov.provenance({}, "h", {})["workflow_commit"] == head
-        with prov.workflow_folder(None):
-            assert prov.software()["workflow_commit"] is None
-        assert prov.software()["workflow_commit"] == head
-    assert prov.software()["workflow_commit"] is None
+    assert prov.software(workflow)["workflow_commit"] == head
+    assert prov.made_by({"seed": 1}, *_meta(), workflow)["workflow_commit"] == head
+    assert prov.provenance({}, "h", {}, workflow)["workflow_commit"] == head
+    assert prov.made_by({"seed": 1}, *_meta())["workflow_commit"] is None

@@ -187,13 +187,14 @@ def kept_images(real: StreamedSet, real_manifest: dict[str, Any]) -> list[dict[s
 
 
 def checkpoint_metrics(
-    inputs: Any, settings: dict[str, Any]
+    inputs: Any, settings: dict[str, Any], workflow_dir: str | None = None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Load and check the cached files of one checkpoint, then evaluate it.
 
     `inputs` has manifest, real_manifest, pairs, real, fake, clip and real_clip paths (the
-    Snakemake rule's input); `settings` is `analysis_settings(config)`. Returns the result as
-    the documented JSON and the bootstrap replicates.
+    Snakemake rule's input); `settings` is `analysis_settings(config)`; `workflow_dir` the
+    workflow's folder, whose commit `made_by` records. Returns the result as the documented
+    JSON and the bootstrap replicates.
     """
     manifest = read_json(inputs.manifest)
     real_manifest = read_json(inputs.real_manifest)
@@ -238,5 +239,5 @@ def checkpoint_metrics(
         settings=settings,
     )
     result, replicates = evaluate(data, result)
-    result.made_by = made_by(settings, fake_meta, clip_meta)
+    result.made_by = made_by(settings, fake_meta, clip_meta, workflow_dir)
     return result.to_json(), replicates

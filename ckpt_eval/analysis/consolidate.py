@@ -222,6 +222,7 @@ def consolidate_files(
     config: dict[str, Any],
     out_json: str,
     out_csv: str,
+    workflow_dir: str | None = None,
 ) -> None:
     from ckpt_eval.config import config_hash
     from ckpt_eval.features.cache import load_features, load_meta
@@ -250,6 +251,7 @@ def consolidate_files(
             "clip": clip_text,
             **clip_source(status),
         },
+        workflow_dir,
     )
     metrics = [read_json(p) for p in metric_paths]
     replicates = {}

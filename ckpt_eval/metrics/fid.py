@@ -90,10 +90,6 @@ def frechet_distance_to_rows(mu1: np.ndarray, sigma1: np.ndarray, rows: np.ndarr
     return float(max(value, 0.0))
 
 
-def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
-    return frechet_distance(*statistics(real), *statistics(fake))
-
-
 def fid_replicates(
     real_mean: np.ndarray, real_cov: np.ndarray, fake: np.ndarray, counts: np.ndarray
 ) -> np.ndarray:

@@ -51,8 +51,6 @@ from ckpt_eval.metrics.checks import as_features, check_pair
 from ckpt_eval.metrics.registry import CheckpointData, Measure, Notice, Outcome, Quantity
 
 DEFAULT_THRESHOLD = 0.95
-INCEPTION_THRESHOLD = 0.95
-CLIP_THRESHOLD = 0.95
 DEFAULT_TOP_K = 16
 DEFAULT_CHUNK = 1024
 ONE_WITHIN = 1e-12  # similarities above 1 - ONE_WITHIN are taken as exactly 1

@@ -134,39 +134,6 @@ def _refine(
         d[r, c] = np.einsum("ij,ij->i", diff, diff)
 
 
-def pairwise_sq_distances(
-    a: np.ndarray, b: np.ndarray, a_sq: np.ndarray, b_sq: np.ndarray
-) -> np.ndarray:
-    """Squared Euclidean distances (len(a) x len(b)), given the rows' squared norms; >= 0.
-
-    Entries within the formula's error bound of 0 are recomputed directly, so equal rows are at
-    exactly 0 (the formula alone can leave 1e-9 there for large features).
-    """
-    d = _formula_sq(a, b, a_sq, b_sq)
-    _refine(d, a, b, d <= 2.0 * _error_bound(a_sq, b_sq))
-    return d
-
-
-def knn_sq_radii(x: np.ndarray, k: int, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
-    """Squared distance from each row of x to its k-th nearest other row (float64, length N).
-
-    The row's own entry is excluded by index rather than by its value, because the formula can
-    leave a tiny positive self-distance that would otherwise be taken as a neighbour. Entries
-    within the error bound of the k-th value are recomputed directly before it is taken again, so
-    the radius is the directly computed distance to the k-th neighbour (0 for a point present
-    k+1 times), whatever the chunking.
-    """
-    n = len(x)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if k >= n:
-        raise ValueError(f"k={k} nearest neighbours need at least k+1={k + 1} points, got {n}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    (ids,) = _row_ids(x)
-    return _knn_sq_radii(x, k, chunk_size, ids)
-
-
 def _knn_sq_radii(x: np.ndarray, k: int, chunk_size: int, ids: np.ndarray) -> np.ndarray:
     n = len(x)
     sq = np.einsum("ij,ij->i", x, x)
