@@ -11,7 +11,7 @@ memory (PSS of it
 and its workers, and its RSS) a thread samples. The network is replaced by a cheap stand-in
 (average pooling and a fixed random projection to 2048 values): running Inception on 50,000
 images would take half an hour here, and its memory does not depend on how many images pass
-through. The real job (`ckpt_eval.extract.jobs.inception_features`, real network, streaming forced
+through. The real job (`ckpt_eval.extract.feature_jobs.inception_features`, real network, streaming forced
 by keeping 100 rows) is measured on the bench's real set, and the stand-in loop on as many
 images: the difference between the stand-in at 50,000 and at that size is what 50,000 images
 add to the real job. Target: under 2 GiB. For contrast, the loop holding every row (unstreamed).
@@ -238,7 +238,7 @@ def _child_main(mode: str, arg: str, kept: int) -> None:
     start = time.perf_counter()
     cpu = torch.device("cpu")
     if mode == "job":
-        from ckpt_eval.extract.jobs import inception_features
+        from ckpt_eval.extract.feature_jobs import inception_features
         from ckpt_eval.inputs.manifest import build_manifest
         from ckpt_eval.jsonio import write_json
 

@@ -2,7 +2,7 @@
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
-from ckpt_eval.extract.jobs import clip_features
+from ckpt_eval.extract.feature_jobs import clip_features
 from ckpt_eval.jobs import run_job
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from test_report import _result
-from test_report import samples as report_samples  # noqa: F401  (the fixture, by this name)
+from test_render import _result
+from test_render import samples as report_samples  # noqa: F401  (the fixture, by this name)
 
 PACKAGE_DATA = ("schemas", "report/templates", "report/captions")
 PIP = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "PIP_NO_INDEX": "1"}
@@ -145,7 +145,7 @@ print(json.dumps({
 
 @pytest.fixture
 def consolidated(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, list[str]]:
-    """test_report's consolidated result (the library's consolidate on per-checkpoint rows with
+    """test_render's consolidated result (the library's consolidate on per-checkpoint rows with
     every key a metrics job writes) and its checkpoints' manifests, written out as the workflow
     writes them."""
     samples = request.getfixturevalue("report_samples")

@@ -1,235 +1,458 @@
-"""Rendering with diffusers on a tiny random pipeline (tests/diffusion_fixture.py): LoRAs change
-the images and nothing else does, a LoRA is gone after its checkpoint, the baseline is the base
-model's own output, reruns keep what is on disk, and failures name the checkpoint."""
+"""Markdown and HTML reports: hostile names and prompts stay text, the HTML is self-contained."""
 
 from __future__ import annotations
 
-import json
-import shutil
-from dataclasses import replace
+import base64
+import io
+import re
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from diffusion_fixture import kohya_file, make_lora, make_tiny_pipeline
+from checkpoint_eval import evaluate_features
+from conftest import write_images
 from PIL import Image
 
-from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.generate.pipeline import generate
-from ckpt_eval.generate.plan import GenerateSettings, image_seed, plan_images
-from ckpt_eval.inputs.images import sha256_file
+from ckpt_eval.analysis.bootstrap import MIN_IMAGES
+from ckpt_eval.analysis.consolidate import consolidate
+from ckpt_eval.config import config_hash, validate_config
+from ckpt_eval.features.inception_id import DIM
+from ckpt_eval.inputs.manifest import build_manifest
+from ckpt_eval.jsonio import write_json
+from ckpt_eval.provenance import provenance
+from ckpt_eval.report.prose import notice_text
+from ckpt_eval.report.render import _md_escape, charts, render, render_files
 
-PROMPTS = ("a photo of a dog", "an oil painting of a mountain landscape")
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+PIPE_PROMPT = f"left | right {SCRIPT}"
+BEST = f"best {IMG}"  # a checkpoint folder name may hold any of these characters on Linux
+
+EXTRA = {
+    "device": f"cpu {SCRIPT}",
+    "inception_extractor": "inception-v3",
+    "inception_weights_sha256": "7ff4a85c",
+    "preprocessing": "clean",
+    "clip": f"tiny {IMG}",
+}
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("models")
-    base = make_tiny_pipeline(root / "base")
-    a = make_lora(base, root / "checkpoint-100", seed=1)
-    return {
-        "base": base,
-        "a": a,
-        "b": make_lora(base, root / "checkpoint-200", seed=2),
-        "kohya_a": kohya_file(a, root / "kohya" / "dog-step00000100.safetensors"),
-        # a LoRA of another base model (text width 32, not 16): its shapes do not fit
-        "other": make_lora(
-            make_tiny_pipeline(root / "other-base", cross_attention_dim=32),
-            root / "other",
-            seed=3,
-        ),
+def _config(**overrides: Any) -> dict[str, Any]:
+    config = {
+        "run": "unit-run",
+        "real_images": "real",
+        "samples": {"root": "s"},
+        "prompts": "p.csv",
+        "report": {"title": f"Eval {SCRIPT}", "thumbnails": 2},
+        "clip": {"model": f"model {IMG}", "required": False},
     }
+    config.update(overrides)
+    return validate_config(config)
 
 
-def settings(models: dict[str, Path], **changes) -> GenerateSettings:
-    return GenerateSettings(
-        **{
-            "base_model": str(models["base"]),
-            "prompts": PROMPTS,
-            "images_per_prompt": 2,
-            "steps": 2,
-            **changes,
-        }
-    )
+def _row(
+    name: str,
+    step: int | None,
+    fid: float,
+    clip: float | None,
+    files: list[str],
+    prompts: list[str],
+    **extra: Any,
+) -> dict[str, Any]:
+    """A per-checkpoint metrics row with every key a checkpoint's evaluation writes.
+
+    Unless given, its notices are those a real evaluation of its images with the default config
+    (kid.subset_size 1000, prdc.k 5) would make, and its warnings their sentences.
+    """
+    per_image = [
+        {"file": f, "prompt": p, "fallback": False, "clip_score": clip}
+        for f, p in zip(files, prompts, strict=True)
+    ]
+    row = {
+        "name": name,
+        "step": step,
+        "epoch": None,
+        "n_images": len(files),
+        "n_real": 50,
+        "fid": fid,
+        "kid_mean": fid / 1000,
+        "kid_std": 0.001,
+        "kid_subsets": 10,
+        "kid_subset_size": len(files),
+        "clip_available": clip is not None,
+        "clip_reason": None if clip is not None else f"no clip {SCRIPT}",
+        "clip_score_mean": clip,
+        "clip_score_std": None if clip is None else 1.0,
+        "clip_per_prompt": []
+        if clip is None
+        else [{"prompt": p, "mean": clip, "std": 0.0, "n": 1} for p in dict.fromkeys(prompts)],
+        "truncated_prompts": [],
+        "fallback_count": 0,
+        "prompts_without_image": [],
+        "skipped_images": [],
+        "image_sizes": {"48x40": len(files)},
+        "conversions": [],
+        "per_image": per_image,
+        "fid_ci": None,
+        "kid_ci": None,
+        "clip_ci": None,
+        "prdc": None,
+        "fid_infinity": None,
+        "duplicates": [],
+        "exact_real_copies": [],
+        "memorization": {
+            "inception": {
+                "threshold": 0.95,
+                "n_flagged": 0,
+                "share_flagged": 0.0,
+                "max_similarity": 0.5,
+                "median_similarity": 0.4,
+                "pairs": [],
+            },
+            "flag_share": 0.05,
+            "flagged": [],
+        },
+    }
+    row.update(extra)
+    if "notices" not in extra:
+        row["notices"] = _notices(row)
+    if "warnings" not in extra:
+        row["warnings"] = [notice_text(n) for n in row["notices"]]
+    return row
 
 
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("p*-i*.png"))
+def _notices(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """What evaluating a row's images would notice: input notices first, then the metrics'."""
+    n = row["n_images"]
+    notices = []
+    if row["fallback_count"]:
+        notices.append({"code": "input.fallback_prompt", "count": row["fallback_count"]})
+    if row["skipped_images"]:
+        notices.append({"code": "input.skipped", "count": len(row["skipped_images"])})
+    if n < DIM:
+        notices.append({"code": "fid.small_n", "n": n, "rank": n - 1, "dim": DIM})
+    if row["kid_subset_size"] < 1000:
+        notices.append({"code": "kid.capped", "size": row["kid_subset_size"], "configured": 1000})
+    if n <= 5:
+        notices.append({"code": "prdc.too_few", "k": 5})
+    if n < MIN_IMAGES:
+        notices.append({"code": "bootstrap.too_few", "n": n, "min": MIN_IMAGES})
+    return notices
 
 
 @pytest.fixture(scope="module")
-def rendered(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One process, one pipeline: the baseline after two LoRAs, and LoRA A twice around B."""
-    root = tmp_path_factory.mktemp("rendered")
-    generate(
-        {"a": models["a"], "b": models["b"], "base": None, "a-again": models["a"]},
-        settings(models),
-        root,
-        "cpu",
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Real PNGs and their manifests: two stepped checkpoints and one with a hostile name."""
+    root = tmp_path_factory.mktemp("samples")
+    manifests = {}
+    for index, name in enumerate(["step-100", "step-200", BEST]):
+        paths = write_images(root / name, 3, seed=20 + index)
+        if name == BEST:
+            hostile = paths[0].with_name(f"{IMG}.png")
+            paths[0].rename(hostile)
+            paths[0] = hostile
+        manifests[name] = build_manifest(name, paths, root)
+    return manifests
+
+
+def _metrics(samples: dict[str, dict[str, Any]], clip: bool = True) -> list[dict[str, Any]]:
+    def files(name: str) -> list[str]:
+        return [image["file"] for image in samples[name]["images"]]
+
+    hostile_files = files(BEST)
+    return [
+        _row("step-100", 100, 40.0, 25.0 if clip else None, files("step-100"), ["a cat"] * 3),
+        _row(
+            "step-200",
+            200,
+            30.0,
+            27.0 if clip else None,
+            files("step-200"),
+            [PIPE_PROMPT, "a | b", PIPE_PROMPT],
+            # a warning is shown as text whatever it holds (input.shared_files names checkpoints)
+            warnings=[f"warning {SCRIPT}"],
+        ),
+        _row(
+            BEST,
+            None,
+            10.0,
+            31.0 if clip else None,
+            hostile_files,
+            [SCRIPT, IMG, "x"],
+            truncated_prompts=[{"prompt": f"long {SCRIPT}", "tokens": 90}],
+            prompts_without_image=[f"{BEST}/{IMG}-missing.png"],
+            skipped_images=[{"path": f"/s/{IMG}.png", "file": "x", "reason": f"bad {SCRIPT}"}],
+            conversions=[{"note": f"RGBA {IMG}", "count": 1}],
+            fallback_count=1,
+            per_image=[
+                {"file": hostile_files[0], "prompt": "fb", "fallback": True, "clip_score": None},
+                {"file": hostile_files[1], "prompt": IMG, "fallback": False, "clip_score": None},
+                {"file": hostile_files[2], "prompt": "x", "fallback": False, "clip_score": None},
+            ],
+        ),
+    ]
+
+
+def _result(samples, clip: bool = True) -> dict[str, Any]:
+    config = _config()
+    prov = provenance(config, config_hash(config), EXTRA)  # as consolidate_files makes it
+    return consolidate(_metrics(samples, clip), config, prov)
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str, str | None]] = []  # (tag, name, value)
+        self.text: list[str] = []
+        self._stack: list[tuple[str, dict[str, str | None]]] = []
+        self.rows: list[tuple[dict[str, str | None], str]] = []  # <tr> attrs and its text
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend((tag, k, v) for k, v in attrs)
+        if tag == "tr":
+            self._stack.append(("tr", dict(attrs)))
+            self.rows.append((dict(attrs), ""))
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag):
+        if tag == "tr" and self._stack:
+            self._stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._stack:
+            attrs, text = self.rows[-1]
+            self.rows[-1] = (attrs, text + data)
+
+
+def _parse(html: str) -> _Collector:
+    parser = _Collector()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+def _md_cells(line: str) -> list[str]:
+    """Split a Markdown table row as GFM does: `\\x` is an escaped character, `|` a boundary."""
+    cells, current, i = [], "", 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line):
+            current += line[i : i + 2]
+            i += 2
+            continue
+        if line[i] == "|":
+            cells.append(current)
+            current = ""
+        else:
+            current += line[i]
+        i += 1
+    cells.append(current)
+    return [c.strip() for c in cells[1:-1]]  # outer pipes
+
+
+def _md_unescape(cell: str) -> str:
+    out = re.sub(r"\\(.)", r"\1", cell)
+    return out.replace("&lt;", "<").replace("&gt;", ">")
+
+
+def _render(samples, clip: bool = True) -> tuple[str, str, dict[str, Any]]:
+    result = _result(samples, clip)
+    pngs = charts(result)
+    files = {name: f"plots/{name}.png" for name in pngs}
+    markdown, html = render(result, _config(), samples, pngs, files)
+    return markdown, html, result
+
+
+def test_rows_have_the_keys_a_checkpoint_evaluation_writes(samples) -> None:
+    """The hand-made rows stand for real ones: the keys of a full evaluation of step-100's images
+    (every registered metric, its interval, the notices), nested ones included, and for the same
+    images the same notices."""
+    rng = np.random.default_rng(0)
+    manifest = samples["step-100"]
+    pairs = {
+        "pairs": [
+            {"file": i["file"], "prompt": "p", "fallback": False} for i in manifest["images"]
+        ],
+        "fallback_count": 0,
+        "prompts_without_image": [],
+    }
+    clip = {"available": True, "image": rng.normal(size=(3, 4)), "text": rng.normal(size=(3, 4))}
+    real_features, fake = rng.normal(size=(50, 4)), rng.normal(size=(3, 4))
+    real = evaluate_features(manifest, pairs, real_features, fake, clip, 10, 1000, 0)
+    rows = _metrics(samples)
+    for row in rows:
+        assert set(row) == set(real)
+        assert set(row["memorization"]) == set(real["memorization"])
+        assert set(row["memorization"]["inception"]) == set(real["memorization"]["inception"])
+        assert {frozenset(i) for i in row["per_image"]} == {frozenset(real["per_image"][0])}
+        assert {frozenset(g) for g in row["clip_per_prompt"]} == {
+            frozenset(real["clip_per_prompt"][0])
+        }
+    assert rows[0]["notices"] == real["notices"] and rows[0]["warnings"] == real["warnings"]
+    assert [n["code"] for n in rows[2]["notices"]][:2] == ["input.fallback_prompt", "input.skipped"]
+
+
+def test_html_is_safe_and_self_contained(samples) -> None:
+    _, html, result = _render(samples)
+    parser = _parse(html)
+    assert "script" not in parser.tags
+    handlers = [(t, k) for t, k, _ in parser.attrs if k.startswith("on")]
+    assert handlers == []
+    # exactly the template's own images: 4 charts (FID, KID, CLIP, near copies) + 2 thumbnails
+    # for each of 3 checkpoints
+    sources = [v for t, k, v in parser.attrs if k == "src"]
+    assert all(s.startswith("data:") for s in sources), sources
+    assert len(sources) == 4 + 3 * 2
+    assert "img" in parser.tags and parser.tags.count("img") == len(sources)
+    hrefs = [v for _, k, v in parser.attrs if k == "href"]
+    assert hrefs and all(h.startswith("#") for h in hrefs)
+    # the payloads are shown as text
+    text = "".join(parser.text)
+    for payload in (SCRIPT, IMG, BEST, PIPE_PROMPT, f"Eval {SCRIPT}", f"model {IMG}"):
+        assert payload in text, payload
+    assert f"warning {SCRIPT}" in text and f"bad {SCRIPT}" in text and f"long {SCRIPT}" in text
+    assert f"RGBA {IMG}" in text and f"cpu {SCRIPT}" in text and f"tiny {IMG}" in text
+    # and as an attribute value (thumbnail alt) it stays a value, not markup
+    alts = [v for t, k, v in parser.attrs if t == "img" and k == "alt"]
+    assert f"{BEST}/{IMG}.png" in alts
+    assert result["recommendation"]["checkpoint"] == BEST
+
+
+def test_html_data_uris_decode(samples) -> None:
+    _, html, _ = _render(samples)
+    sources = [v for _, k, v in _parse(html).attrs if k == "src"]
+    pngs = [s for s in sources if s.startswith("data:image/png;base64,")]
+    jpegs = [s for s in sources if s.startswith("data:image/jpeg;base64,")]
+    assert len(pngs) == 4 and len(jpegs) == 6
+    for uri in pngs:
+        assert base64.b64decode(uri.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    for uri in jpegs:
+        with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as image:
+            assert image.format == "JPEG"
+            assert image.size == (48, 40)  # smaller than 128: thumbnail() keeps the size
+
+
+def test_thumbnail_count_follows_config(samples) -> None:
+    result = _result(samples)
+    for n, expected in ((0, 0), (1, 3), (10, 9)):  # 3 images per checkpoint at most
+        config = _config(report={"thumbnails": n})
+        _, html = render(result, config, samples, {}, {})
+        sources = [v for _, k, v in _parse(html).attrs if k == "src"]
+        assert len(sources) == expected
+
+
+def test_recommended_row_is_marked(samples) -> None:
+    markdown, html, result = _render(samples)
+    assert result["recommendation"]["checkpoint"] == BEST
+    marked = [(attrs, text) for attrs, text in _parse(html).rows if attrs.get("class")]
+    assert len(marked) == 1
+    attrs, text = marked[0]
+    assert attrs["class"] == "recommended"
+    assert BEST in text and "★" in text
+    # Markdown: exactly one results row carries the mark, the one of the recommended checkpoint
+    rows = [
+        line for line in markdown.splitlines() if line.startswith("| ") and "(recommended)" in line
+    ]
+    assert len(rows) == 1
+    cells = _md_cells(rows[0])
+    assert _md_unescape(cells[1]) == f"**{BEST}** (recommended)"
+    assert f"### {_md_escape(BEST)} (recommended)" in markdown
+
+
+def test_markdown_escapes_cells(samples) -> None:
+    markdown, _, _ = _render(samples)
+    assert "<" not in markdown.replace("<!--", "")  # no raw markup at all
+    assert _md_escape(SCRIPT) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert _md_escape("a | b") == "a \\| b"
+    assert _md_escape("a\\|b") == "a\\\\\\|b"
+    lines = markdown.splitlines()
+    tables: list[list[list[str]]] = []
+    for i, line in enumerate(lines):
+        if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):
+            tables.append([])
+        if line.startswith("|"):
+            tables[-1].append(_md_cells(line))
+    # results, fidelity/memorization and significance tables + the per-prompt tables of the 3
+    # checkpoints
+    assert len(tables) == 6
+    for table in tables:
+        widths = {len(cells) for cells in table}
+        assert len(widths) == 1, table  # no cell split by a pipe in its content
+    results = tables[0]
+    assert [
+        _md_unescape(r[1]).replace("**", "").replace(" (recommended)", "") for r in results[2:]
+    ] == [
+        "step-100",
+        "step-200",
+        BEST,
+    ]
+    prompts = {_md_unescape(r[0]) for t in tables[3:] for r in t[2:]}
+    assert prompts == {"a cat", PIPE_PROMPT, "a | b", SCRIPT, IMG, "x"}
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_clip_notice_iff_not_computed(samples, clip: bool) -> None:
+    markdown, html, result = _render(samples, clip)
+    assert result["clip"]["computed"] is clip
+    text = "".join(_parse(html).text)
+    notice = "CLIP score was not computed"
+    assert (notice in markdown) is not clip
+    assert (notice in text) is not clip
+    if not clip:
+        assert f"no clip {SCRIPT}" in text  # the reason, as text
+        assert _md_escape(f"no clip {SCRIPT}") in markdown
+        assert "| Prompt |" not in markdown  # no per-prompt CLIP tables without CLIP
+
+
+def test_charts_skip_metrics_without_values(samples) -> None:
+    assert set(charts(_result(samples, clip=True))) == {"fid", "kid", "clip", "memorization"}
+    assert set(charts(_result(samples, clip=False))) == {"fid", "kid", "memorization"}
+
+
+def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
+    result = _result(samples)
+    result_path = tmp_path / "consolidated_results.json"
+    write_json(result, result_path)
+    manifest_paths = []
+    for index, manifest in enumerate(samples.values()):
+        path = tmp_path / f"manifest_{index}.json"
+        write_json(manifest, path)
+        manifest_paths.append(str(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    render_files(
+        str(result_path),
+        manifest_paths,
+        _config(),
+        str(out / "report.md"),
+        str(out / "report.html"),
+        str(out / "plots"),
     )
-    return root
-
-
-def test_loras_change_the_images_and_the_same_lora_gives_the_same_images(
-    rendered: Path,
-) -> None:
-    a, b, again = (files(rendered / name) for name in ("a", "b", "a-again"))
-    assert len(a) == len(b) == len(again) == 4
-    for image_a, image_b, image_again in zip(a, b, again, strict=True):
-        assert not np.array_equal(pixels(image_a), pixels(image_b))
-        # after B was loaded and unloaded, A renders exactly as before
-        assert np.array_equal(pixels(image_a), pixels(image_again))
-    # different seeds of one prompt give different images
-    assert not np.array_equal(pixels(a[0]), pixels(a[1]))
-
-
-def test_baseline_is_the_base_models_own_output(models: dict[str, Path], rendered: Path) -> None:
-    """Rendered after two LoRAs were unloaded, equal to a fresh pipeline called directly."""
-    from diffusers import AutoPipelineForText2Image
-
-    pipe = AutoPipelineForText2Image.from_pretrained(models["base"], dtype=torch.float32)
-    pipe.set_progress_bar_config(disable=True)
-    for planned in plan_images(settings(models)):
-        generator = torch.Generator("cpu").manual_seed(
-            image_seed(0, planned.prompt_index, planned.image_index)
-        )
-        direct = pipe(
-            planned.prompt, num_inference_steps=2, guidance_scale=7.5, generator=generator
-        ).images[0]
-        assert np.array_equal(np.asarray(direct), pixels(rendered / "base" / planned.file))
-    lora = pixels(rendered / "a" / "p000-i000.png")
-    assert not np.array_equal(lora, pixels(rendered / "base" / "p000-i000.png"))
-
-
-def test_sidecar_and_png_text_carry_how_each_image_was_made(
-    models: dict[str, Path], rendered: Path
-) -> None:
-    image = rendered / "b" / "p001-i000.png"
-    sidecar = json.loads(image.with_suffix(".json").read_text())
-    assert sidecar["checkpoint"] == "b"
-    assert sidecar["prompt"] == PROMPTS[1]
-    assert sidecar["negative_prompt"] is None
-    assert (sidecar["prompt_index"], sidecar["image_index"]) == (1, 0)
-    assert sidecar["seed"] == 0
-    assert sidecar["image_seed"] == image_seed(0, 1, 0)
-    assert sidecar["steps"] == 2
-    assert sidecar["guidance_scale"] == 7.5
-    assert sidecar["scheduler"] is None and sidecar["scheduler_class"] == "DDIMScheduler"
-    assert sidecar["lora"] == str(models["b"])
-    assert sidecar["lora_sha256"] == sha256_file(models["b"])
-    assert sidecar["base_model"] == str(models["base"])
-    assert sidecar["size"] == [32, 32]
-    assert (sidecar["dtype"], sidecar["device"]) == ("float32", "cpu")
-    assert sidecar["image_sha256"] == sha256_file(image)
-    with Image.open(image) as png:
-        text = {key: json.loads(value) for key, value in png.text.items()}
-    assert text == {k: v for k, v in sidecar.items() if k != "image_sha256"}
-    base = json.loads((rendered / "base" / "p000-i000.json").read_text())
-    assert base["lora"] is None and base["lora_sha256"] is None
-    record = json.loads((rendered / "b" / "images.json").read_text())
-    assert [i["file"] for i in record["images"]] == [p.name for p in files(rendered / "b")]
-    assert record["images"][2]["sha256"] == sidecar["image_sha256"]
-    assert (record["rendered"], record["reused"]) == (4, 0)
-
-
-def test_kohya_keys_give_the_same_images_as_the_diffusers_file(
-    models: dict[str, Path], rendered: Path, tmp_path: Path
-) -> None:
-    generate({"k": models["kohya_a"]}, settings(models, images_per_prompt=1), tmp_path, "cpu")
-    for image in files(tmp_path / "k"):
-        assert np.array_equal(pixels(image), pixels(rendered / "a" / image.name))
-
-
-def test_a_rerun_renders_only_what_is_missing_or_stale(
-    models: dict[str, Path], rendered: Path, tmp_path: Path
-) -> None:
-    shutil.copytree(rendered / "a", tmp_path / "a")
-    before = {p.name: p.read_bytes() for p in files(tmp_path / "a")}
-    (tmp_path / "a" / "p001-i001.png").unlink()
-    (tmp_path / "a" / "p000-i001.json").unlink()  # an image without its sidecar
-    (tmp_path / "a" / "p001-i000.png").write_bytes(b"half a png")  # does not match its sidecar
-    record = generate({"a": models["a"]}, settings(models), tmp_path, "cpu")["a"]
-    assert (record["rendered"], record["reused"]) == (3, 1)
-    assert {p.name: p.read_bytes() for p in files(tmp_path / "a")} == before  # same bytes
-    record = generate({"a": models["a"]}, settings(models), tmp_path, "cpu")["a"]
-    assert (record["rendered"], record["reused"]) == (0, 4)
-    # another setting that changes pixels: everything again
-    record = generate({"a": models["a"]}, settings(models, steps=3), tmp_path, "cpu")["a"]
-    assert (record["rendered"], record["reused"]) == (4, 0)
-
-
-def test_scheduler_by_name_and_one_that_does_not_fit(
-    models: dict[str, Path], rendered: Path, tmp_path: Path
-) -> None:
-    euler = settings(models, images_per_prompt=1, scheduler="EulerDiscreteScheduler")
-    generate({"base": None}, euler, tmp_path, "cpu")
-    sidecar = json.loads((tmp_path / "base" / "p000-i000.json").read_text())
-    assert sidecar["scheduler"] == sidecar["scheduler_class"] == "EulerDiscreteScheduler"
-    assert not np.array_equal(
-        pixels(tmp_path / "base" / "p000-i000.png"), pixels(rendered / "base" / "p000-i000.png")
+    names = ("fid", "kid", "clip", "memorization")
+    for name in names:
+        png = (out / "plots" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(f"{n}.png" for n in names)
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    for name in names:
+        assert f"]({'plots'}/{name}.png)" in markdown
+    html = (out / "report.html").read_text(encoding="utf-8")
+    parser = _parse(html)
+    sources = [v for _, k, v in parser.attrs if k == "src"]
+    assert len(sources) == 4 + 6 and all(s.startswith("data:") for s in sources)
+    assert "script" not in parser.tags
+    # the same as render() on the in-memory objects
+    expected_md, expected_html = render(
+        result,
+        _config(),
+        samples,
+        charts(result),
+        {n: f"plots/{n}.png" for n in names},
     )
-    with pytest.raises(CkptEvalError, match="does not fit this base model") as error:
-        generate({"base": None}, replace(euler, scheduler="NoSuchScheduler"), tmp_path, "cpu")
-    assert "DDIMScheduler" in error.value.fix
-
-
-def test_missing_base_model_names_the_checkpoint(models: dict[str, Path], tmp_path: Path) -> None:
-    missing = replace(settings(models), base_model=str(tmp_path / "no-such-model"))
-    with pytest.raises(CkptEvalError, match="to render checkpoint step-000100") as error:
-        generate({"step-000100": models["a"]}, missing, tmp_path / "out", "cpu")
-    assert "no-such-model" in error.value.what
-    assert "save_pretrained" in error.value.fix
-
-
-@pytest.mark.parametrize("lora", ["other", "junk"])
-def test_a_lora_that_does_not_fit_names_the_checkpoint(
-    models: dict[str, Path], tmp_path: Path, lora: str
-) -> None:
-    if lora == "junk":  # safetensors, but no LoRA weights of this model in it
-        from safetensors.torch import save_file
-
-        path = tmp_path / "junk.safetensors"
-        save_file({"text_model.other.weight": torch.zeros(2, 2)}, str(path))
-    else:
-        path = models[lora]
-    with pytest.raises(CkptEvalError, match="LoRA of checkpoint step-000300 does not fit") as err:
-        generate({"step-000300": path}, settings(models), tmp_path / "out", "cpu")
-    assert err.value.path == str(path)
-    assert not list((tmp_path / "out" / "step-000300").glob("*.png"))
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-        RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
-    ],
-)
-def test_out_of_memory_names_the_checkpoint_and_the_memory_switches(
-    models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
-) -> None:
-    from diffusers import StableDiffusionPipeline
-
-    real_call = StableDiffusionPipeline.__call__
-    calls = []
-
-    def call_then_fail(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) > 1:
-            raise error
-        return real_call(self, *args, **kwargs)
-
-    monkeypatch.setattr(StableDiffusionPipeline, "__call__", call_then_fail)
-    with pytest.raises(CkptEvalError, match="Out of memory rendering checkpoint step-000100") as e:
-        generate({"step-000100": models["a"]}, settings(models), tmp_path, "cpu")
-    assert "p000-i001.png" in e.value.what and "1 image(s) rendered before it" in e.value.what
-    for switch in ("attention_slicing", "vae_tiling", "cpu_offload"):
-        assert f"generate.{switch}" in e.value.fix
-    assert [p.name for p in files(tmp_path / "step-000100")] == ["p000-i000.png"]  # kept
-    assert not (tmp_path / "step-000100" / "images.json").exists()
+    assert markdown == expected_md and html == expected_html

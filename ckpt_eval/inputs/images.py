@@ -20,6 +20,19 @@ SMALL_SIDE = 16
 EXIF_ORIENTATION = 0x0112
 
 
+# what PIL raises for a file it cannot decode (truncated, not an image, a decompression bomb)
+UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)
+
+
+def unreadable(path: str | Path, exc: Exception) -> CkptEvalError:
+    """The error for an image PIL cannot decode, with the fix that works for any of them."""
+    return CkptEvalError(
+        f"Cannot read image: {exc}",
+        path=path,
+        fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
+    )
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -87,12 +100,8 @@ def load_rgb(path: str | Path) -> np.ndarray:
                 gray = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
                 return np.repeat(gray[:, :, None], 3, axis=2)
             return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise CkptEvalError(
-            f"Cannot read image: {exc}",
-            path=path,
-            fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
-        ) from exc
+    except UNREADABLE as exc:
+        raise unreadable(path, exc) from exc
 
 
 def probe(path: str | Path) -> dict[str, object]:
@@ -119,11 +128,7 @@ def probe(path: str | Path) -> dict[str, object]:
             width, height = img.size
             mode = img.mode
             notes = image_notes(img)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise CkptEvalError(
-            f"Cannot read image: {exc}",
-            path=path,
-            fix="replace or delete the file, or set on_bad_image: skip to leave it out.",
-        ) from exc
+    except UNREADABLE as exc:
+        raise unreadable(path, exc) from exc
     load_rgb(path)
     return {"width": width, "height": height, "mode": mode, "note": "; ".join(notes) or None}

@@ -13,7 +13,7 @@ from conftest import write_images
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract import clip as clip_embed
 from ckpt_eval.extract import inception
-from ckpt_eval.extract.jobs import clip_features, clip_model_status, inception_features
+from ckpt_eval.extract.feature_jobs import clip_features, clip_model_status, inception_features
 from ckpt_eval.features.cache import load_features
 from ckpt_eval.inputs.images import sha256_file
 from ckpt_eval.inputs.manifest import build_manifest
