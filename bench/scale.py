@@ -11,10 +11,11 @@ memory (PSS of it
 and its workers, and its RSS) a thread samples. The network is replaced by a cheap stand-in
 (average pooling and a fixed random projection to 2048 values): running Inception on 50,000
 images would take half an hour here, and its memory does not depend on how many images pass
-through. The real job (`ckpt_eval.extract.feature_jobs.inception_features`, real network, streaming forced
-by keeping 100 rows) is measured on the bench's real set, and the stand-in loop on as many
-images: the difference between the stand-in at 50,000 and at that size is what 50,000 images
-add to the real job. Target: under 2 GiB. For contrast, the loop holding every row (unstreamed).
+through. The real job (`ckpt_eval.extract.feature_jobs.inception_features`, real network,
+streaming forced by keeping 100 rows) is measured on the bench's real set, and the stand-in loop
+on as many images: the difference between the stand-in at 50,000 and at that size is what
+50,000 images add to the real job. Target: under 2 GiB. For contrast, the loop holding every
+row (unstreamed).
 """
 
 from __future__ import annotations
