@@ -338,10 +338,10 @@ def _write_inputs(
         manifest=str(tmp_path / "manifest.json"),
         real_manifest=str(tmp_path / "real_manifest.json"),
         pairs=str(tmp_path / "pairs.json"),
-        real=str(tmp_path / "real.npz"),
-        fake=str(tmp_path / "fake.npz"),
+        inception_real=str(tmp_path / "real.npz"),
+        inception=str(tmp_path / "fake.npz"),
         clip=str(tmp_path / "clip.npz"),
-        real_clip=str(tmp_path / "real_clip.npz"),
+        clip_real=str(tmp_path / "real_clip.npz"),
     )
     write_json(manifest, paths.manifest)
     write_json(real_manifest, paths.real_manifest)
@@ -355,8 +355,8 @@ def _write_inputs(
             "image_sha256": [i["sha256"] for i in m["images"]],
         }
 
-    save_features(paths.real, {"inception": real}, meta(real_manifest, WEIGHTS))
-    save_features(paths.fake, {"inception": fake}, meta(manifest, weights_fake))
+    save_features(paths.inception_real, {"inception": real}, meta(real_manifest, WEIGHTS))
+    save_features(paths.inception, {"inception": fake}, meta(manifest, weights_fake))
     clip_meta = {
         "set": "step-300",
         "image_sha256": [i["sha256"] for i in manifest["images"]],
@@ -374,11 +374,11 @@ def _write_inputs(
         clip_meta["truncated"] = [{"prompt": "c", "tokens": 80}]
         save_features(paths.clip, {"image": image, "text": text}, clip_meta)
         real_image = rng.normal(size=(25, 6)).astype(np.float32)
-        save_features(paths.real_clip, {"image": real_image}, real_clip_meta)
+        save_features(paths.clip_real, {"image": real_image}, real_clip_meta)
     else:
         real_image = None
         save_features(paths.clip, {}, clip_meta)
-        save_features(paths.real_clip, {}, real_clip_meta)
+        save_features(paths.clip_real, {}, real_clip_meta)
     data = {
         "real": real,
         "fake": fake,
@@ -486,7 +486,7 @@ def test_checkpoint_metrics_refuses_mismatching_hashes(tmp_path: Path, which: st
     with pytest.raises(CkptEvalError) as info:
         checkpoint_metrics(paths, _settings())
     assert "other images" in info.value.what
-    expected_path = paths.fake if which == "manifest" else paths.real
+    expected_path = paths.inception if which == "manifest" else paths.inception_real
     assert info.value.path == expected_path
 
 
@@ -509,8 +509,8 @@ def test_checkpoint_metrics_refuses_other_inception_weights(tmp_path: Path) -> N
     with pytest.raises(CkptEvalError) as info:
         checkpoint_metrics(paths, _settings())
     assert f"its weights_sha256 is '{'cd' * 32}', expected '{WEIGHTS}'" in info.value.what
-    assert info.value.path == paths.fake and "run the same command again" in info.value.fix
-    assert not Path(paths.fake).exists() and Path(paths.real).exists()
+    assert info.value.path == paths.inception and "run the same command again" in info.value.fix
+    assert not Path(paths.inception).exists() and Path(paths.inception_real).exists()
 
 
 @pytest.mark.parametrize("key", ["extractor", "preprocessing"])
@@ -518,12 +518,12 @@ def test_checkpoint_metrics_refuses_another_extractor_or_preprocessing(
     tmp_path: Path, key: str
 ) -> None:
     paths, _ = _write_inputs(tmp_path, False)
-    arrays, meta = load_features(paths.real)
-    save_features(paths.real, arrays, {**meta, key: "something older"})
+    arrays, meta = load_features(paths.inception_real)
+    save_features(paths.inception_real, arrays, {**meta, key: "something older"})
     with pytest.raises(CkptEvalError) as info:
         checkpoint_metrics(paths, _settings())
     assert f"its {key} is 'something older'" in info.value.what
-    assert not Path(paths.real).exists()
+    assert not Path(paths.inception_real).exists()
 
 
 def _analysis_inputs(tmp_path: Path, n_fake: int, copies: dict[int, int]) -> SimpleNamespace:
@@ -535,16 +535,19 @@ def _analysis_inputs(tmp_path: Path, n_fake: int, copies: dict[int, int]) -> Sim
     manifest = _manifest("step-700", n_fake)
     paths = SimpleNamespace(
         **{k: str(tmp_path / f"{k}.json") for k in ("manifest", "real_manifest", "pairs")},
-        **{k: str(tmp_path / f"{k}.npz") for k in ("real", "fake", "clip", "real_clip")},
+        **{
+            k: str(tmp_path / f"{k}.npz")
+            for k in ("inception_real", "inception", "clip", "clip_real")
+        },
     )
     write_json(manifest, paths.manifest)
     write_json(real_manifest, paths.real_manifest)
     write_json(_pairs(manifest, ["p"] * n_fake), paths.pairs)
     for path, m, arrays in (
-        (paths.real, real_manifest, {"inception": real}),
-        (paths.fake, manifest, {"inception": fake}),
+        (paths.inception_real, real_manifest, {"inception": real}),
+        (paths.inception, manifest, {"inception": fake}),
         (paths.clip, manifest, {}),
-        (paths.real_clip, real_manifest, {}),
+        (paths.clip_real, real_manifest, {}),
     ):
         meta = {**INCEPTION, "image_sha256": [i["sha256"] for i in m["images"]]}
         save_features(path, arrays, {**meta, "available": False, "reason": "no model"})
@@ -636,17 +639,17 @@ def test_a_subsampled_real_set_gives_fid_of_all_and_the_rest_on_the_kept_rows(
     from ckpt_eval.metrics.fid import frechet_distance, statistics
 
     paths = _analysis_inputs(tmp_path, 30, copies={})
-    real, real_meta = load_features(paths.real)
+    real, real_meta = load_features(paths.inception_real)
     all_rows = real["inception"]
     keep = kept_rows(len(all_rows), 12, seed=2)
     batches = (all_rows[i : i + 7] for i in range(0, len(all_rows), 7))
     streamed = stream_rows(batches, D, keep)
-    save_features(paths.real, streamed_arrays(streamed), real_meta)
-    assert inception_set(load_features(paths.real)[0]).count == 40
+    save_features(paths.inception_real, streamed_arrays(streamed), real_meta)
+    assert inception_set(load_features(paths.inception_real)[0]).count == 40
 
     settings = _settings(seed=2, bootstrap={"resamples": 100})
     result, replicates = checkpoint_metrics(paths, settings)
-    fake = load_features(paths.fake)[0]["inception"]
+    fake = load_features(paths.inception)[0]["inception"]
     full = frechet_distance(*statistics(all_rows), *statistics(fake))
     assert result["fid"] == pytest.approx(full, rel=1e-9)
     assert result["n_real"] == 40
@@ -664,7 +667,7 @@ def test_a_subsampled_real_set_gives_fid_of_all_and_the_rest_on_the_kept_rows(
     pairs = result["memorization"]["inception"]["pairs"]
     assert pairs and all(p["real"] in kept_files for p in pairs)
     # the same as evaluating the kept rows with the whole set's statistics directly
-    real_set = inception_set(load_features(paths.real)[0])
+    real_set = inception_set(load_features(paths.inception_real)[0])
     direct = evaluate_features(
         read_json(paths.manifest),
         read_json(paths.pairs),
@@ -690,9 +693,9 @@ def test_a_copy_of_a_kept_real_row_is_found_by_the_memorization_screen(tmp_path:
 
     keep = kept_rows(40, 12, seed=1)
     paths = _analysis_inputs(tmp_path, 30, copies={4: int(keep[5])})
-    real, real_meta = load_features(paths.real)
+    real, real_meta = load_features(paths.inception_real)
     streamed = stream_rows([real["inception"]], D, keep)
-    save_features(paths.real, streamed_arrays(streamed), real_meta)
+    save_features(paths.inception_real, streamed_arrays(streamed), real_meta)
     result, _ = checkpoint_metrics(paths, _settings(seed=1))
     top = result["memorization"]["inception"]["pairs"][0]
     assert (top["sample"], top["real"], top["similarity"]) == (

@@ -11,7 +11,7 @@ import numpy as np
 
 from ckpt_eval.analysis import bootstrap
 from ckpt_eval.features.cache import check_matches, inception_set, load_features
-from ckpt_eval.features.extractors import fingerprints
+from ckpt_eval.features.extractors import enabled_extractors, fingerprints
 from ckpt_eval.features.moments import StreamedSet
 from ckpt_eval.inputs.steps import parse_position
 from ckpt_eval.jsonio import read_json
@@ -169,6 +169,8 @@ def analysis_settings(config: dict[str, Any]) -> dict[str, Any]:
     the fingerprints their feature files must carry."""
     settings = {key: config[key] for key in (*ANALYSIS_KEYS, *settings_keys())}
     settings["inception"] = fingerprints(config)["inception"]
+    # which feature files the job reads: extractor key -> whether it has the real set's
+    settings["extractors"] = {e.key: e.real(config) for e in enabled_extractors(config)}
     return settings
 
 
@@ -186,34 +188,56 @@ def kept_images(real: StreamedSet, real_manifest: dict[str, Any]) -> list[dict[s
     return images if real.index is None else [images[int(i)] for i in real.index]
 
 
+def load_extracted(
+    inputs: Any,
+    settings: dict[str, Any],
+    manifest: dict[str, Any],
+    real_manifest: dict[str, Any],
+) -> tuple[dict, dict, dict, dict]:
+    """Every extractor's feature files of this checkpoint and the real set, each checked against
+    its manifest (and the Inception fingerprint) before a number is read from it.
+
+    Returns arrays by extractor for the samples and the real set, each extractor's status
+    ({available, reason, truncated, ...} from its file's metadata) and the samples' metadata.
+    """
+    features, real_features, status, metas = {}, {}, {}, {}
+    expected = {"inception": settings["inception"]}
+    for key, has_real in settings["extractors"].items():
+        path = getattr(inputs, key)
+        arrays, meta = load_features(path)
+        check_matches(meta, manifest, path, expected.get(key))
+        features[key], metas[key] = arrays, meta
+        status[key] = {
+            "available": meta.get("available", True),
+            "reason": meta.get("reason"),
+            "truncated": meta.get("truncated", []),
+        }
+        if has_real:
+            path = getattr(inputs, f"{key}_real")
+            arrays, meta = load_features(path)
+            check_matches(meta, real_manifest, path, expected.get(key))
+            real_features[key] = arrays
+    return features, real_features, status, metas
+
+
 def checkpoint_metrics(
     inputs: Any, settings: dict[str, Any], workflow_dir: str | None = None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Load and check the cached files of one checkpoint, then evaluate it.
 
-    `inputs` has manifest, real_manifest, pairs, real, fake, clip and real_clip paths (the
-    Snakemake rule's input); `settings` is `analysis_settings(config)`; `workflow_dir` the
-    workflow's folder, whose commit `made_by` records. Returns the result as the documented
-    JSON and the bootstrap replicates.
+    `inputs` maps manifest, real_manifest, pairs and each extractor's `<key>` / `<key>_real`
+    feature files to paths (the Snakemake rule's input, `feature_paths`); `settings` is
+    `analysis_settings(config)`; `workflow_dir` the workflow's folder, whose commit `made_by`
+    records. Returns the result as the documented JSON and the bootstrap replicates.
     """
     manifest = read_json(inputs.manifest)
     real_manifest = read_json(inputs.real_manifest)
     pairs = read_json(inputs.pairs)
-    real_arrays, real_meta = load_features(inputs.real)
-    check_matches(real_meta, real_manifest, inputs.real, settings["inception"])
-    real_set = inception_set(real_arrays)
-    fake, fake_meta = load_features(inputs.fake)
-    check_matches(fake_meta, manifest, inputs.fake, settings["inception"])
-    clip_arrays, clip_meta = load_features(inputs.clip)
-    check_matches(clip_meta, manifest, inputs.clip)
-    real_clip, real_clip_meta = load_features(inputs.real_clip)
-    check_matches(real_clip_meta, real_manifest, inputs.real_clip)
-    clip = {
-        "available": clip_meta["available"],
-        "reason": clip_meta.get("reason"),
-        "truncated": clip_meta.get("truncated", []),
-        **clip_arrays,
-    }
+    features, real_features, status, metas = load_extracted(
+        inputs, settings, manifest, real_manifest
+    )
+    real_set = inception_set(real_features["inception"])
+    clip = {**status["clip"], **features["clip"]}
     result = base_result(manifest, pairs, real_set.count, clip)
     result.notices = input_notices(manifest, pairs)
     if real_set.index is not None:
@@ -229,15 +253,18 @@ def checkpoint_metrics(
         # the real set's mean and covariance once for FID, its bootstrap and FID-infinity
         real_stats=real_statistics(real_set) if len(manifest["images"]) >= 2 else None,
         n_real=real_set.count,
-        fake=fake["inception"],
+        fake=features["inception"]["inception"],
         clip=clip,
-        real_clip=real_clip,
+        real_clip=real_features.get("clip", {}),
         per_image=pairs["pairs"],
         sample_images=manifest["images"],
         real_images=kept_images(real_set, real_manifest),
         all_real_images=real_manifest["images"],
         settings=settings,
+        features=features,
+        real_features=real_features,
+        status=status,
     )
     result, replicates = evaluate(data, result)
-    result.made_by = made_by(settings, fake_meta, clip_meta, workflow_dir)
+    result.made_by = made_by(settings, metas["inception"], metas["clip"], workflow_dir)
     return result.to_json(), replicates

@@ -27,6 +27,9 @@ class Extractor:
     module: str  # the torch side that runs it
     # (validated config) -> what a feature file must record; None = checked by its model status
     fingerprint: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    # whether this run extracts it at all, and for the real set too (config -> bool)
+    enabled: Callable[[Mapping[str, Any]], bool] = lambda config: True
+    real: Callable[[Mapping[str, Any]], bool] = lambda config: True
 
 
 EXTRACTORS: dict[str, Extractor] = {
@@ -53,3 +56,19 @@ EXTRACTORS: dict[str, Extractor] = {
 def fingerprints(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Every fingerprinted extractor's fingerprint for this config (rule parameters)."""
     return {k: e.fingerprint(config) for k, e in EXTRACTORS.items() if e.fingerprint}
+
+
+def enabled_extractors(config: Mapping[str, Any]) -> list[Extractor]:
+    """The extractors this run uses, in registry order."""
+    return [e for e in EXTRACTORS.values() if e.enabled(config)]
+
+
+def feature_paths(out: str, config: Mapping[str, Any], checkpoint: str) -> dict[str, str]:
+    """The metrics job's feature inputs: `<key>` the checkpoint's file of each extractor and
+    `<key>_real` the real set's, for those that extract the real set."""
+    paths = {}
+    for e in enabled_extractors(config):
+        paths[e.key] = f"{out}/features/{e.key}/checkpoint_{checkpoint}.npz"
+        if e.real(config):
+            paths[f"{e.key}_real"] = f"{out}/features/{e.key}/real.npz"
+    return paths

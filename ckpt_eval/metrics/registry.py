@@ -111,6 +111,17 @@ class CheckpointData:
     real_images: Sequence[Mapping[str, Any]]  # the real manifest's images of the `real` rows
     all_real_images: Sequence[Mapping[str, Any]]  # every real image, in manifest order
     settings: Mapping[str, Any]  # `analysis_settings(config)`
+    # every extractor's arrays by extractor key (`ckpt_eval.features.extractors`), for the
+    # samples and the real set, and its model status ({available, reason, model, ...}); an
+    # extractor that is off or whose model could not be loaded has no arrays, only a status
+    features: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
+    real_features: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
+    status: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def has(self, extractor: str, array: str, real: bool = False) -> bool:
+        """Whether the samples' (or the real set's) `array` of `extractor` was computed."""
+        arrays = (self.real_features if real else self.features).get(extractor) or {}
+        return array in arrays
 
     @property
     def n(self) -> int:

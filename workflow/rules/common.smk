@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 from ckpt_eval.config import validate_config
 from ckpt_eval.inputs.discover import list_images
 from ckpt_eval.analysis.checkpoint import analysis_settings
+from ckpt_eval.features.extractors import feature_paths
 from ckpt_eval.generate.plan import generation_plan
 from ckpt_eval.features.inception_id import weights_path
 from ckpt_eval.inputs.layouts import checkpoint_prompts as prompts_by_checkpoint
@@ -92,6 +93,11 @@ def checkpoint_prompts(wildcards):
     """Only this checkpoint's prompts, as a parameter: editing the prompt file reruns just the
     checkpoints whose prompts changed."""
     return PROMPTS[wildcards.ckpt]
+
+
+def metrics_features(wildcards):
+    """The feature files a checkpoint's metrics job reads, one or two per extractor."""
+    return feature_paths(OUT, config, wildcards.ckpt)
 
 
 def per_checkpoint(pattern):

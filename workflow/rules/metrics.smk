@@ -3,10 +3,8 @@ rule metrics_checkpoint:
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
         real_manifest=f"{OUT}/manifests/real.json",
         pairs=f"{OUT}/prompts/{{ckpt}}.json",
-        real=f"{OUT}/features/inception/real.npz",
-        fake=f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
-        clip=f"{OUT}/features/clip/checkpoint_{{ckpt}}.npz",
-        real_clip=f"{OUT}/features/clip/real.npz",
+        # every enabled extractor's features of this checkpoint and of the real set
+        features=unpack(metrics_features),
     output:
         metrics=f"{OUT}/metrics_checkpoint_{{ckpt}}.json",
         replicates=f"{OUT}/bootstrap/checkpoint_{{ckpt}}.npz",
