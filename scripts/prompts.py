@@ -13,6 +13,7 @@ def main(smk) -> None:
         smk.params.prompts,
         smk.params.prompt_file,
         smk.params.fallback,
+        smk.params.seeds,
     )
     write_json(pairs, smk.output[0])
 

@@ -187,8 +187,8 @@ def test_pair_all_found() -> None:
     assert out == {
         "name": "step-1",
         "pairs": [
-            {"file": "step-1/a.png", "prompt": "pa", "fallback": False},
-            {"file": "step-1/b.png", "prompt": "pb", "fallback": False},
+            {"file": "step-1/a.png", "prompt": "pa", "fallback": False, "seed": None},
+            {"file": "step-1/b.png", "prompt": "pb", "fallback": False, "seed": None},
         ],
         "fallback_count": 0,
         "prompts_without_image": [],
@@ -218,16 +218,16 @@ def test_fallback_is_marked_and_counted() -> None:
     prompts = {"step-1/a.png": "pa"}
     out = pair_prompts(manifest("step-1", ["a.png", "b.png", "c.png"]), prompts, "p.csv", "generic")
     assert out["pairs"] == [
-        {"file": "step-1/a.png", "prompt": "pa", "fallback": False},
-        {"file": "step-1/b.png", "prompt": "generic", "fallback": True},
-        {"file": "step-1/c.png", "prompt": "generic", "fallback": True},
+        {"file": "step-1/a.png", "prompt": "pa", "fallback": False, "seed": None},
+        {"file": "step-1/b.png", "prompt": "generic", "fallback": True, "seed": None},
+        {"file": "step-1/c.png", "prompt": "generic", "fallback": True, "seed": None},
     ]
     assert out["fallback_count"] == 2
 
 
 def test_empty_string_fallback_is_still_a_fallback() -> None:
     out = pair_prompts(manifest("step-1", ["a.png"]), {}, "p.csv", "")
-    assert out["pairs"] == [{"file": "step-1/a.png", "prompt": "", "fallback": True}]
+    assert out["pairs"] == [{"file": "step-1/a.png", "prompt": "", "fallback": True, "seed": None}]
     assert out["fallback_count"] == 1
 
 

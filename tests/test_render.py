@@ -17,10 +17,12 @@ from PIL import Image
 
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
 from ckpt_eval.analysis.consolidate import consolidate
+from ckpt_eval.analysis.pairing import key_set, pairing_keys, pairing_kind
 from ckpt_eval.config import config_hash, validate_config
 from ckpt_eval.features.inception_id import DIM
 from ckpt_eval.inputs.manifest import build_manifest
 from ckpt_eval.jsonio import write_json
+from ckpt_eval.metrics.registry import quantities
 from ckpt_eval.provenance import provenance
 from ckpt_eval.report.prose import notice_text
 from ckpt_eval.report.render import _md_escape, charts, render, render_files
@@ -67,7 +69,7 @@ def _row(
     (kid.subset_size 1000, prdc.k 5) would make, and its warnings their sentences.
     """
     per_image = [
-        {"file": f, "prompt": p, "fallback": False, "clip_score": clip}
+        {"file": f, "prompt": p, "seed": None, "fallback": False, "clip_score": clip}
         for f, p in zip(files, prompts, strict=True)
     ]
     row = {
@@ -95,6 +97,11 @@ def _row(
         "image_sizes": {"48x40": len(files)},
         "conversions": [],
         "per_image": per_image,
+        "pairing": {
+            "key_set": key_set(pairing_keys(per_image)),
+            "by": pairing_kind(per_image),
+            "n": len(per_image),
+        },
         "fid_ci": None,
         "kid_ci": None,
         "clip_ci": None,
@@ -116,6 +123,15 @@ def _row(
         },
     }
     row.update(extra)
+    # the metrics this builder does not set by hand (those of optional models), as an
+    # evaluation without their models writes them: no value, no interval
+    for q in quantities():
+        row.setdefault(q.point.split(".")[0], None)
+        if q.interval:
+            row.setdefault(q.interval, None)
+        if q.per_image:
+            for image in row["per_image"]:
+                image.setdefault(q.per_image, None)
     if "notices" not in extra:
         row["notices"] = _notices(row)
     if "warnings" not in extra:
@@ -187,9 +203,27 @@ def _metrics(samples: dict[str, dict[str, Any]], clip: bool = True) -> list[dict
             conversions=[{"note": f"RGBA {IMG}", "count": 1}],
             fallback_count=1,
             per_image=[
-                {"file": hostile_files[0], "prompt": "fb", "fallback": True, "clip_score": None},
-                {"file": hostile_files[1], "prompt": IMG, "fallback": False, "clip_score": None},
-                {"file": hostile_files[2], "prompt": "x", "fallback": False, "clip_score": None},
+                {
+                    "file": hostile_files[0],
+                    "prompt": "fb",
+                    "seed": None,
+                    "fallback": True,
+                    "clip_score": None,
+                },
+                {
+                    "file": hostile_files[1],
+                    "prompt": IMG,
+                    "seed": None,
+                    "fallback": False,
+                    "clip_score": None,
+                },
+                {
+                    "file": hostile_files[2],
+                    "prompt": "x",
+                    "seed": None,
+                    "fallback": False,
+                    "clip_score": None,
+                },
             ],
         ),
     ]
@@ -277,7 +311,8 @@ def test_rows_have_the_keys_a_checkpoint_evaluation_writes(samples) -> None:
     manifest = samples["step-100"]
     pairs = {
         "pairs": [
-            {"file": i["file"], "prompt": "p", "fallback": False} for i in manifest["images"]
+            {"file": i["file"], "prompt": "p", "fallback": False, "seed": None}
+            for i in manifest["images"]
         ],
         "fallback_count": 0,
         "prompts_without_image": [],

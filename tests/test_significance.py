@@ -9,6 +9,7 @@ import pytest
 
 from ckpt_eval.analysis import significance as sig
 from ckpt_eval.analysis.bootstrap import resample_counts
+from ckpt_eval.analysis.pairing import pairing_keys
 from ckpt_eval.seeding import stream
 
 
@@ -25,16 +26,43 @@ def _row(name: str, fid: float, clip: float | None, scores: list[tuple[str, floa
 def test_difference_of_independent_replicates() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.normal(10.0, 1.0, 2000), rng.normal(7.0, 1.0, 2000)
-    interval = sig.difference(10.0, 7.0, a, b, 0.95)
+    interval, reps = sig.difference(10.0, 7.0, a, b, 0.95)
     assert interval.point == 3.0
+    np.testing.assert_array_equal(reps, a - b)
     # the difference of two independent N(., 1) has sd sqrt(2): 95% half-width 1.96 * 1.414
     assert interval.high - interval.low == pytest.approx(2 * 1.96 * np.sqrt(2), rel=0.08)
     assert interval.low > 0  # significant
 
 
-def test_pairing_keys_number_each_prompts_images_in_order() -> None:
-    rows = [{"prompt": p} for p in ["a", "b", "a", "a", "b"]]
-    assert sig.pairing_keys(rows) == [("a", 0), ("b", 0), ("a", 1), ("a", 2), ("b", 1)]
+def test_p_value_is_the_normal_tail_of_the_bootstrap_standard_error() -> None:
+    reps = np.array([1.0, 3.0, 2.0, 4.0, 0.0])  # sd (ddof 1) = sqrt(2.5)
+    z = 2.0 / np.sqrt(2.5)
+    from scipy.stats import norm
+
+    assert sig.p_value(2.0, reps) == pytest.approx(2 * norm.sf(z), rel=1e-12)
+    assert sig.p_value(0.0, np.zeros(4)) == 1.0 and sig.p_value(1.0, np.zeros(4)) == 0.0
+
+
+def test_holm_adjusts_in_step_down_order() -> None:
+    """p = 0.01, 0.04, 0.03, 0.2 in a family of 4: Holm's adjusted p are 0.04, 0.09, 0.09, 0.2
+    (sorted: 4 x 0.01, 3 x 0.03, max(0.09, 2 x 0.04), max(0.09, 1 x 0.2))."""
+    family = [
+        ("A", "B", "fid", {"p": 0.01, "difference": -1.0}),
+        ("A", "C", "fid", {"p": 0.04, "difference": 2.0}),
+        ("B", "C", "fid", {"p": 0.03, "difference": -3.0}),
+        ("A", "B", "kid", {"p": 0.2, "difference": 1.0}),
+    ]
+    sig.holm(family, 0.05)
+    assert [c["p_adjusted"] for *_, c in family] == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert [c["significant"] for *_, c in family] == [True, False, False, False]
+    assert family[0][3]["better"] == "A" and family[1][3]["better"] is None
+
+
+def test_reversed_comparison_turns_the_signs() -> None:
+    c = {"fid": {"difference": 2.0, "low": 1.0, "high": 3.0, "bias": 0.5, "better": "B"}}
+    r = sig.reversed_comparison(c)["fid"]
+    assert (r["difference"], r["low"], r["high"], r["bias"]) == (-2.0, -3.0, -1.0, -0.5)
+    assert r["better"] == "B" and sig.reversed_comparison(None) is None
 
 
 def test_paired_clip_difference_cancels_what_the_prompts_share() -> None:
@@ -48,14 +76,15 @@ def test_paired_clip_difference_cancels_what_the_prompts_share() -> None:
     b_scores.reverse()  # another file order: pairing must not depend on it within a prompt
     b_scores = sorted(b_scores, key=lambda ps: ps[0])
     a, b = _row("A", 1.0, 25.5, a_scores), _row("B", 1.0, 25.0, b_scores)
-    interval = sig.paired_difference(
+    interval, _, pairs = sig.paired_difference(
         a["per_image"], b["per_image"], "clip_score", 1000, 0.95, 0, ("A", "B")
     )
+    assert pairs == 60
     # direct: the mean of the paired differences, pairs formed by (prompt, k-th occurrence)
-    b_by_key = dict(zip(sig.pairing_keys(b["per_image"]), [s for _, s in b_scores], strict=True))
+    b_by_key = dict(zip(pairing_keys(b["per_image"]), [s for _, s in b_scores], strict=True))
     diffs = [
         s - b_by_key[key]
-        for key, (_, s) in zip(sig.pairing_keys(a["per_image"]), a_scores, strict=True)
+        for key, (_, s) in zip(pairing_keys(a["per_image"]), a_scores, strict=True)
     ]
     assert interval.point == pytest.approx(np.mean(diffs))
     assert interval.low > 0.3 and interval.high < 0.7

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ckpt_eval.analysis import bootstrap
+from ckpt_eval.analysis.pairing import counts_by_key, key_set, pairing_keys, pairing_kind
 from ckpt_eval.features.cache import check_matches, inception_set, load_features
 from ckpt_eval.features.extractors import enabled_extractors, fingerprints
 from ckpt_eval.features.moments import StreamedSet
@@ -104,7 +105,12 @@ def base_result(manifest: dict[str, Any], pairs: dict[str, Any], n_real: int, cl
         clip_available=bool(clip["available"]),
         clip_reason=clip.get("reason"),
         per_image=[
-            {"file": p["file"], "prompt": p["prompt"], "fallback": p["fallback"]}
+            {
+                "file": p["file"],
+                "prompt": p["prompt"],
+                "seed": p.get("seed"),
+                "fallback": p["fallback"],
+            }
             for p in pairs["pairs"]
         ],
         fallback_count=pairs["fallback_count"],
@@ -129,6 +135,12 @@ def evaluate(
             for row, value in zip(result.per_image, values, strict=True):
                 row[column] = value
         metric_notices.extend(outcome.notices)
+    keys = pairing_keys(result.per_image)
+    result.values["pairing"] = {
+        "key_set": key_set(keys),
+        "by": pairing_kind(result.per_image),
+        "n": len(keys),
+    }
     replicates = intervals(data, result, metric_notices)
     # the input stage's notices first, as a reader meets them; then the metrics', in order
     result.notices = [*result.notices, *metric_notices]
@@ -149,9 +161,13 @@ def intervals(
         notices.append(Notice("bootstrap.too_few", {"n": data.n, "min": bootstrap.MIN_IMAGES}))
         return {}
     boot = data.settings["bootstrap"]
-    counts = bootstrap.resample_counts(
-        data.n, boot["resamples"], stream(data.seed, "bootstrap", data.name)
+    # resamples of the pairing keys, the same for every checkpoint with the same keys: the
+    # comparisons of such checkpoints are then paired (`ckpt_eval.analysis.pairing`)
+    keys = pairing_keys(result.per_image)
+    drawn = bootstrap.resample_counts(
+        data.n, boot["resamples"], stream(data.seed, "bootstrap", key_set(keys))
     )
+    counts = counts_by_key(keys, drawn)
     replicates: dict[str, np.ndarray] = {}
     for measure in measures():
         if measure.replicates:

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 
 from ckpt_eval.analysis.ranking import bands, recommend, score_checkpoints
-from ckpt_eval.analysis.significance import compare, tiers
+from ckpt_eval.analysis.significance import (
+    compare,
+    holm,
+    reversed_comparison,
+    same_pairs,
+    tiers,
+)
 from ckpt_eval.generate.plan import BASELINE
 from ckpt_eval.inputs.steps import parse_position
 from ckpt_eval.metrics.registry import Notice, anchor, lookup, quantities
@@ -44,12 +50,13 @@ def comparisons(
     used: dict[str, Any],
     settings: dict[str, Any],
     reference: str | None = None,
-) -> list[list[str]] | None:
+) -> tuple[list[list[str]] | None, dict[str, Any]]:
     """Add each row's differences to the top-ranked, the best-FID and the previous checkpoint,
-    and to the `reference` (the base model alone) when there is one.
+    and to the `reference` (the base model alone) when there is one; every difference comes
+    from one Holm-corrected family of all pairs of ranked checkpoints.
 
-    Returns the significance tiers on the ranking's metrics, or None when some ranked checkpoint
-    has no replicates (too few images), in which case the margin rule decides.
+    Returns the significance tiers on the ranking's metrics (None when some ranked checkpoint
+    has no replicates: too few images, and the margin rule decides) and facts about the family.
     """
     level = settings["bootstrap"]["level"]
     ranked_rows = [r for r in rows if r["rank"] is not None]
@@ -62,11 +69,16 @@ def comparisons(
     ]
     ranking_metrics = list(used["metrics"])
     by_name = {r["name"]: r for r in rows}
+    # the family: every pair of ranked checkpoints with replicates, on every shown metric,
+    # computed up front so that Holm's correction sees all of it
+    tested = [
+        r["name"] for r in sorted(ranked_rows, key=lambda r: r["rank"]) if r["name"] in replicates
+    ]
     cache: dict[tuple[str, str], Any] = {}
-
-    def comparison(a: str, b: str) -> dict[str, Any] | None:
-        if (a, b) not in cache:
-            cache[(a, b)] = compare(
+    family = []
+    for i, a in enumerate(tested):
+        for b in tested[i + 1 :]:
+            found = compare(
                 by_name[a],
                 by_name[b],
                 replicates,
@@ -75,7 +87,22 @@ def comparisons(
                 level,
                 settings["seed"],
             )
-        return cache[(a, b)]
+            cache[(a, b)] = found
+            family.extend((a, b, metric, c) for metric, c in (found or {}).items())
+    holm(family, 1.0 - level)
+    facts = {
+        "correction": "holm",
+        "comparisons": len(family),
+        "checkpoints": len(tested),
+        "metrics": shown,
+        "paired": sum(1 for (a, b), c in cache.items() if c and same_pairs(by_name[a], by_name[b])),
+        "pairs_compared": len(cache),
+    }
+
+    def comparison(a: str, b: str) -> dict[str, Any] | None:
+        if (a, b) in cache:
+            return cache[(a, b)]
+        return reversed_comparison(cache.get((b, a)))
 
     ranked = sorted((r for r in rows if r["rank"] is not None), key=lambda r: r["rank"])
     first = anchor()
@@ -101,13 +128,13 @@ def comparisons(
         if has_fid:
             previous = row
     if not ranked or any(r["name"] not in replicates for r in ranked):
-        return None
+        return None, facts
 
     def on_ranking_metrics(a: str, b: str) -> dict[str, Any] | None:
         full = comparison(a, b)
         return None if full is None else {m: full[m] for m in ranking_metrics}
 
-    return tiers([r["name"] for r in ranked], on_ranking_metrics)
+    return tiers([r["name"] for r in ranked], on_ranking_metrics), facts
 
 
 def shared_images(manifests: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -158,7 +185,7 @@ def consolidate(
     # candidate
     baseline = bool(config.get("generate") and config["generate"].get("baseline"))
     reference = BASELINE if baseline and any(r["name"] == BASELINE for r in rows) else None
-    groups = comparisons(rows, replicates or {}, used, config, reference)
+    groups, family = comparisons(rows, replicates or {}, used, config, reference)
     level = config["bootstrap"]["level"]
     for number, group in enumerate(groups or [], 1):
         for name in group:
@@ -188,6 +215,7 @@ def consolidate(
             "level": level,
             "resamples": config["bootstrap"]["resamples"],
             "tiers": groups,
+            "family": family,
         },
         "recommendation": recommendation,
         "clip": {

@@ -105,8 +105,10 @@ def pair_prompts(
     prompts: dict[str, str],
     prompt_file: str | Path,
     fallback: str | None,
+    seeds: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Each manifest image with its prompt; a missing one is an error unless a fallback is set.
+    """Each manifest image with its prompt (and its seed where the trainer's naming or the
+    generate plan gives one, else None); a missing prompt is an error unless a fallback is set.
 
     An empty (or all-blank) prompt counts as missing: CLIP would score the image against
     nothing, a number with no meaning.
@@ -125,6 +127,8 @@ def pair_prompts(
             pairs.append({"file": file, "prompt": fallback, "fallback": True})
         else:
             missing.append(file)
+            continue
+        pairs[-1]["seed"] = (seeds or {}).get(file)
     if missing:
         shown = ", ".join(missing[:5]) + (
             f" and {len(missing) - 5} more" if len(missing) > 5 else ""

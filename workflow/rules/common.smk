@@ -12,6 +12,7 @@ from ckpt_eval.features.extractors import feature_paths
 from ckpt_eval.generate.plan import generation_plan
 from ckpt_eval.features.inception_id import weights_path
 from ckpt_eval.inputs.layouts import checkpoint_prompts as prompts_by_checkpoint
+from ckpt_eval.inputs.layouts import checkpoint_seeds as seeds_by_checkpoint
 from ckpt_eval.inputs.layouts import describe_ignored, load_samples
 
 validate_config(config)
@@ -39,6 +40,7 @@ INCEPTION_WEIGHTS = str(weights_path(config["fid"]["inception_weights"]))
 # what the metrics jobs use, with the Inception fingerprint (weights sha256, preprocessing)
 ANALYSIS = analysis_settings(config)
 PROMPTS = GENERATE.prompts() if GENERATE else prompts_by_checkpoint(SAMPLES, config)
+SEEDS = seeds_by_checkpoint(SAMPLES)
 PROMPT_SOURCE = (
     GENERATE.prompt_source
     if GENERATE
@@ -98,6 +100,12 @@ def checkpoint_prompts(wildcards):
 def metrics_features(wildcards):
     """The feature files a checkpoint's metrics job reads, one or two per extractor."""
     return feature_paths(OUT, config, wildcards.ckpt)
+
+
+def checkpoint_seeds(wildcards):
+    """This checkpoint's known seeds ({file: seed}): images of one prompt and seed pair up
+    across checkpoints in the comparisons."""
+    return SEEDS.get(wildcards.ckpt, {})
 
 
 def per_checkpoint(pattern):

@@ -9,6 +9,7 @@ rule pair_prompts:
         ENV
     params:
         prompts=checkpoint_prompts,
+        seeds=checkpoint_seeds,
         prompt_file=PROMPT_SOURCE,
         fallback=config["fallback_prompt"],
     script:

@@ -140,6 +140,15 @@ def merge_prompts(found: Found, prompt_file: str | Path | None) -> dict[str, dic
     return prompts
 
 
+def checkpoint_seeds(found: Found) -> dict[str, dict[str, int]]:
+    """Checkpoint -> {file: seed} for the samples whose seed the layout (or the generate plan)
+    knows: two checkpoints' images of one prompt and seed pair up in the comparisons."""
+    return {
+        name: {s.file: s.seed for s in samples if s.seed is not None}
+        for name, samples in found.by_checkpoint().items()
+    }
+
+
 def without_prompt(found: Found, prompts: dict[str, dict[str, str]]) -> list[Sample]:
     return [s for s in found.samples if s.file not in prompts[s.checkpoint]]
 
