@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ckpt_eval.analysis.consolidate import consolidate, write_csv
+from ckpt_eval.analysis.consolidate import consolidate, csv_columns, write_csv
 from ckpt_eval.config import validate_config
 from ckpt_eval.generate.plan import BASELINE
 
@@ -203,10 +203,17 @@ def test_consolidate_margin_prefers_earlier_checkpoint() -> None:
         _metric("step-300", 300, 40.0, None, clip_reason="off"),
     ]
     # scores: step-100 0.98, step-200 1.0, step-300 0.0
-    wide = consolidate(metrics, _config(ranking={"margin": 0.05}), PROVENANCE)
+    earliest = _config(ranking={"margin": 0.05})
+    earliest["ranking"]["prefer"] = "earliest"
+    wide = consolidate(metrics, earliest, PROVENANCE)
     assert wide["recommendation"]["checkpoint"] == "step-100"
+    # by default the best point estimate is recommended, the earlier one named as alternative
+    best = consolidate(metrics, _config(ranking={"margin": 0.05}), PROVENANCE)["recommendation"]
+    assert best["checkpoint"] == "step-200" and best["alternative"] == "step-100"
+    assert best["prefer"] == "best" and best["within_margin"] == ["step-200", "step-100"]
     narrow = consolidate(metrics, _config(ranking={"margin": 0.0}), PROVENANCE)
     assert narrow["recommendation"]["checkpoint"] == "step-200"
+    assert narrow["recommendation"]["alternative"] is None
 
 
 def test_consolidate_uses_configured_bands() -> None:
@@ -224,7 +231,10 @@ def test_write_csv(tmp_path: Path) -> None:
 
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        assert reader.fieldnames == EXPECTED_COLUMNS
+        # the columns of every registry metric; the documented ones keep their order (new
+        # metrics add columns, none is renamed or moved relative to the others)
+        assert reader.fieldnames == [column for column, _ in csv_columns()]
+        assert [c for c in reader.fieldnames if c in EXPECTED_COLUMNS] == EXPECTED_COLUMNS
         lines = list(reader)
 
     assert [line["name"] for line in lines] == ["step-200", "step-500", "step-1000", "final"]
@@ -280,9 +290,10 @@ def _with_interval(metric: dict[str, Any]) -> dict[str, Any]:
     return metric
 
 
-def test_recommendation_is_the_earliest_of_the_first_tier() -> None:
+def test_the_first_tier_is_said_and_prefer_picks_among_it() -> None:
     """step-300 has the best FID, but step-200 cannot be told apart from it (spread 2 vs a gap of
-    1): step-200 is recommended. step-100 and step-400 are clearly worse."""
+    1): by default step-300 is recommended and step-200 named as the cheaper alternative; with
+    ranking.prefer: earliest, step-200. step-100 and step-400 are clearly worse."""
     rng = np.random.default_rng(0)
     fids = {"step-100": 40.0, "step-200": 21.0, "step-300": 20.0, "step-400": 35.0}
     metrics = [_with_interval(_metric(n, int(n[5:]), f, None)) for n, f in fids.items()]
@@ -291,8 +302,20 @@ def test_recommendation_is_the_earliest_of_the_first_tier() -> None:
     tiers = result["significance"]["tiers"]
     assert tiers[0] == ["step-300", "step-200"]
     rec = result["recommendation"]
-    assert rec["checkpoint"] == "step-200" and rec["method"] == "significance"
-    assert "step-200 cannot be told apart from it in FID at 95% confidence" in rec["reasons"][1]
+    assert rec["checkpoint"] == "step-300" and rec["method"] == "significance"
+    assert rec["rule"] == "tier" and rec["tier"] == ["step-300", "step-200"]
+    assert rec["alternative"] == "step-200" and rec["prefer"] == "best"
+    # 4 checkpoints: 6 pairs on FID and KID (no CLIP): a family of 12 comparisons
+    assert result["significance"]["family"]["comparisons"] == 12 and rec["family"] == 12
+    assert (
+        "step-200 cannot be told apart from it with 40 images per checkpoint" in rec["reasons"][1]
+    )
+    assert "Holm's correction over 12 comparisons" in rec["reasons"][1]
+    assert "step-200, the earliest of them, is the cheaper alternative" in rec["reasons"][2]
+    earliest = _config()
+    earliest["ranking"]["prefer"] = "earliest"
+    again = consolidate(metrics, earliest, PROVENANCE, replicates)["recommendation"]
+    assert again["checkpoint"] == "step-200" and again["alternative"] == "step-300"
     rows = {r["name"]: r for r in result["checkpoints"]}
     assert rows["step-200"]["tier"] == 1 and rows["step-100"]["tier"] > 1
     assert rows["step-300"]["vs_top"] is None
@@ -374,7 +397,9 @@ def test_without_generate_a_checkpoint_at_step_0_is_a_candidate() -> None:
     metrics = [_with_interval(_metric(n, int(n[5:]), f, None)) for n, f in fids.items()]
     replicates = {n: _replicates(rng, f, 2.0) for n, f in fids.items()}
     result = consolidate(metrics, _config(), PROVENANCE, replicates)
-    assert result["recommendation"]["checkpoint"] == "step-0"
+    # step-0 is a candidate like any other: in the first tier, and the alternative to step-100
+    assert result["significance"]["tiers"][0] == ["step-100", "step-0"]
+    assert result["recommendation"]["alternative"] == "step-0"
     assert all(r["vs_reference"] is None for r in result["checkpoints"])
 
 

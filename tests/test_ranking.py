@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ckpt_eval.analysis.ranking import overfitting, quality_band, recommend, score_checkpoints
@@ -243,28 +244,53 @@ def test_best_wins_when_no_earlier_checkpoint_is_within_margin() -> None:
     assert "within the margin" not in " ".join(result["reasons"])
 
 
-def test_earlier_checkpoint_within_margin_is_preferred() -> None:
+def test_earlier_checkpoint_within_margin_is_preferred_when_asked() -> None:
     rows, used = _fid_only(NEAR_TIE)
-    result = _recommend(rows, margin=0.05, overfit_share=0.1, used=used)
+    result = _recommend(rows, margin=0.05, overfit_share=0.1, used=used, prefer="earliest")
     assert result["checkpoint"] == "step-150"
     assert result["step"] == 150
-    first = result["reasons"][0]
-    assert first.startswith("step-200 ranks first")
-    assert "the earlier step-150 is within the margin of 0.05" in first
-    assert "0.975" in first and "1.000" in first
+    first, margin, choice = result["reasons"][:3]
+    assert first.startswith("step-200 ranks first") and "1.000" in first
+    assert margin == "step-150 (0.975) score within the margin of 0.05 of it (ranking.margin)."
+    assert choice.startswith("The earliest of them, step-150, is recommended")
     # no intervals on these rows: the reasons say that the margin rule decided, and why
     assert result["method"] == "margin"
     assert result["within_margin"] == ["step-200", "step-150"]  # best score first
     assert sorted(result["untested"]) == ["step-100", "step-150", "step-200", "step-300"]
-    assert "No significance test" in result["reasons"][1]
-    assert "FID 20.50" in result["reasons"][2] and "on 50 images" in result["reasons"][2]
+    assert "No significance test" in result["reasons"][3]
+    assert "FID 20.50" in result["reasons"][4] and "on 50 images" in result["reasons"][4]
 
 
 def test_earliest_of_several_within_margin_is_preferred() -> None:
     rows, used = _fid_only(NEAR_TIE)
     # margin 0.6 takes in step-100 (0.5) as well: the earliest one wins
-    result = _recommend(rows, margin=0.6, overfit_share=0.1, used=used)
+    result = _recommend(rows, margin=0.6, overfit_share=0.1, used=used, prefer="earliest")
     assert result["checkpoint"] == "step-100"
+    # by default the best point estimate, whatever is within the margin
+    best = _recommend(rows, margin=0.6, overfit_share=0.1, used=used)
+    assert best["checkpoint"] == "step-200" and best["alternative"] == "step-100"
+
+
+def test_earliest_never_picks_a_worse_checkpoint_unless_asked() -> None:
+    """Over random point estimates and tiers, the default never recommends a checkpoint whose
+    point estimate is worse than the best one's on every ranking metric."""
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        rows = [
+            _row(f"step-{100 * (i + 1)}", float(rng.uniform(10, 50)), float(rng.uniform(20, 30)))
+            for i in range(5)
+        ]
+        used = score_checkpoints(rows, {"fid": 0.6, "clip": 0.4})
+        ranked = sorted(rows, key=lambda r: r["rank"])
+        tier = [r["name"] for r in ranked[: int(rng.integers(1, 6))]]
+        groups = [tier] + [[r["name"]] for r in ranked if r["name"] not in tier]
+        facts = recommend(rows, 0.02, 0.1, used, groups, 0.95)
+        chosen = _by_name(rows)[facts["checkpoint"]]
+        best = ranked[0]
+        worse_on_all = (
+            chosen["fid"] > best["fid"] and chosen["clip_score_mean"] < (best["clip_score_mean"])
+        )
+        assert not worse_on_all and facts["checkpoint"] == best["name"]
 
 
 def test_margin_zero_picks_best() -> None:

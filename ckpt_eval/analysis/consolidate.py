@@ -200,7 +200,9 @@ def consolidate(
         groups,
         level,
         reference,
+        config["ranking"].get("prefer", "best"),
     )
+    recommendation["family"] = family["comparisons"]
     recommendation["reasons"] = reasons(recommendation, rows)
     if recommendation["overfitting"] is not None:
         recommendation["overfitting"]["text"] = overfitting_text(recommendation["overfitting"])

@@ -103,12 +103,17 @@ def recommend(
     groups: list[list[str]] | None = None,
     level: float | None = None,
     reference: str | None = None,
+    prefer: str = "best",
 ) -> dict[str, Any]:
-    """The earliest checkpoint that cannot be told apart from the best one, as facts.
+    """The checkpoint to ship among those that cannot be told apart from the best one, as facts.
 
-    With `groups` (the significance tiers, best first, at `level`) that is the earliest of the
-    first tier. Without them (some ranked checkpoint has no interval) the margin rule stands in:
-    the earliest checkpoint whose score is within `margin` of the best.
+    With `groups` (the significance tiers, best first, at `level`) the candidates are the first
+    tier. Without them (some ranked checkpoint has no interval) the margin rule stands in: the
+    candidates are the checkpoints whose score is within `margin` of the best. `prefer` picks
+    among the candidates: `best`, the best point estimate (the earliest candidate is named as
+    the cheaper `alternative`); `earliest`, the earliest candidate (less training for a result
+    the samples cannot tell from the best). Only `earliest` ever picks a checkpoint whose point
+    estimate is worse than the best one's.
 
     `reference` (the base model rendered alone, with `generate:`) is ranked and tiered like the
     others, so the table shows where it stands, but it is not a checkpoint one can ship: the
@@ -147,7 +152,7 @@ def recommend(
         facts.update(method="significance", rule="reference_best", tier=[])
     elif groups:
         tier = [by_name[name] for name in groups[0]]
-        chosen = min(tier, key=key)
+        chosen = _preferred(tier, best, prefer, key)
         facts.update(
             method="significance",
             rule="alone_in_tier" if len(tier) == 1 else "tier",
@@ -155,7 +160,7 @@ def recommend(
         )
     else:
         close = [r for r in ranked if best["score"] - r["score"] <= margin]
-        chosen = min(close, key=key)
+        chosen = _preferred(close, best, prefer, key)
         facts.update(
             method="margin",
             rule="margin",
@@ -163,11 +168,28 @@ def recommend(
             chosen_score=chosen["score"],
             untested=[r["name"] for r in ranked if not r.get("fid_ci")],
         )
-    facts.update(checkpoint=chosen["name"], step=chosen["step"], epoch=chosen.get("epoch"))
+    candidates = [by_name[n] for n in facts.get("tier") or facts.get("within_margin") or []]
+    earliest = min(candidates, key=key) if candidates else chosen
+    other = earliest if chosen is best else best
+    facts.update(
+        checkpoint=chosen["name"],
+        step=chosen["step"],
+        epoch=chosen.get("epoch"),
+        prefer=prefer,
+        alternative=other["name"] if other is not chosen else None,
+    )
     if reference is not None:
         facts["versus_reference"] = versus_reference(chosen)
     facts["overfitting"] = overfitting(rows, overfit_share)
     return facts
+
+
+def _preferred(candidates: list[dict], best: dict, prefer: str, key: Any) -> dict[str, Any]:
+    if prefer == "earliest":
+        return min(candidates, key=key)
+    if prefer != "best":
+        raise ValueError(f"ranking.prefer is best or earliest, got {prefer!r}")
+    return best
 
 
 def versus_reference(row: dict[str, Any]) -> list[dict[str, Any]] | None:

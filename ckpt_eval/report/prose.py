@@ -137,34 +137,35 @@ def reasons(facts: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> list[str
         )
     elif rule in ("alone_in_tier", "tier"):
         compared = _names(facts["metrics"])
+        holm = (
+            f"after Holm's correction over {facts['family']} comparisons"
+            if facts.get("family")
+            else "uncorrected"
+        )
         out.append(f"{best['name']} ranks first by {how}: score {best['score']:.3f}.")
         if rule == "alone_in_tier":
             out.append(
                 f"Every other checkpoint differs from it significantly in {compared} "
-                f"({_pct(level)} bootstrap interval of the difference excludes 0)."
+                f"({_pct(level)} level, {holm})."
             )
         else:
             others = ", ".join(n for n in facts["tier"] if n != best["name"])
+            n_images = best["n_images"]
             out.append(
-                f"{others} cannot be told apart from it in {compared} at {_pct(level)} "
-                "confidence (every bootstrap interval of the difference contains 0)"
-                + (
-                    f"; the earliest of them, {chosen['name']}, is recommended: less training "
-                    "for a result that is as good as these samples can show."
-                    if chosen is not best
-                    else "; it is also the earliest of them."
-                )
+                f"{others} cannot be told apart from it with {n_images} images per checkpoint: "
+                f"no difference in {compared} is significant at the {_pct(level)} level "
+                f"({holm})."
             )
+            out.append(_choice(facts, chosen, best))
     else:
-        if chosen is best:
-            out.append(f"{best['name']} ranks first by {how}: score {best['score']:.3f}.")
-        else:
+        out.append(f"{best['name']} ranks first by {how}: score {best['score']:.3f}.")
+        close = [n for n in facts["within_margin"] if n != best["name"]]
+        if close:
+            listed = ", ".join(f"{n} ({by_name[n]['score']:.3f})" for n in close)
             out.append(
-                f"{best['name']} ranks first by {how} (score {best['score']:.3f}), but "
-                f"the earlier {chosen['name']} is within the margin of {facts['margin']} "
-                f"({chosen['score']:.3f}), so the earlier checkpoint is preferred: less training "
-                "for a result that is as good."
+                f"{listed} score within the margin of {facts['margin']} of it (ranking.margin)."
             )
+            out.append(_choice(facts, chosen, best))
         if facts["untested"]:
             out.append(
                 f"No significance test: {', '.join(facts['untested'])} had too few images for a "
@@ -178,6 +179,26 @@ def reasons(facts: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> list[str
     if overfit and overfit["flagged"]:
         out.append(overfitting_text(overfit))
     return out
+
+
+def _choice(facts: Mapping[str, Any], chosen: Mapping[str, Any], best: Mapping[str, Any]) -> str:
+    """Which of the indistinguishable candidates is recommended, by ranking.prefer."""
+    alternative = facts.get("alternative")
+    if facts["prefer"] == "earliest":
+        if chosen is best:
+            return f"{chosen['name']} is also the earliest of them (ranking.prefer: earliest)."
+        return (
+            f"The earliest of them, {chosen['name']}, is recommended (ranking.prefer: earliest): "
+            "less training for a result these samples cannot tell from the best; "
+            f"{alternative} has the best point estimate."
+        )
+    if alternative is None:
+        return f"{chosen['name']} is also the earliest of them."
+    return (
+        f"{chosen['name']} is recommended: the best point estimate (ranking.prefer: best). "
+        f"{alternative}, the earliest of them, is the cheaper alternative: less training for a "
+        "result these samples cannot tell from the best."
+    )
 
 
 def versus_reference_text(reference: str, verdicts: list[Mapping[str, Any]] | None) -> str:
