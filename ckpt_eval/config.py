@@ -52,6 +52,12 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     Defaults are filled twice because a default object (e.g. `kid: {}`) only gets its own
     defaults on the pass after it was inserted.
     """
+    ranking = config.get("ranking")
+    if isinstance(ranking, dict) and ranking.get("preset") and "weights" not in ranking:
+        from ckpt_eval.analysis.ranking import PRESETS, preset_weights
+
+        if ranking["preset"] in PRESETS:  # an unknown one is named by the schema below
+            ranking["weights"] = preset_weights(ranking["preset"])
     schema = load_schema(schema_path)
     validator = _with_defaults(jsonschema.Draft7Validator)(schema)
     for _ in range(2):

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from ckpt_eval.analysis.ranking import PRESETS
 from ckpt_eval.config import config_hash, load_schema, validate_config
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.metrics.registry import quantities
 
 
 def minimal() -> dict[str, Any]:
@@ -56,6 +58,8 @@ def test_minimal_config_gets_every_default() -> None:
         "weights": {"fid": 0.6, "clip": 0.4},
         "margin": 0.02,
         "overfit_share": 0.1,
+        "prefer": "best",
+        "preset": None,
     }
     assert config["report"] == {
         "title": "Checkpoint evaluation",
@@ -102,6 +106,18 @@ def test_ranking_weights_take_any_rankable_metric_and_name_the_others() -> None:
     for key in ("nonsense", "precision"):
         assert f"ranking.weights.{key}: not a metric that can be ranked on" in str(err.value)
     assert "fid, kid, clip" in str(err.value)
+
+
+def test_the_small_sample_preset_sets_the_weights_unless_they_are_given() -> None:
+    config = minimal()
+    config["ranking"] = {"preset": "small-sample"}
+    weights = validate_config(config)["ranking"]["weights"]
+    rankable = {q.key for q in quantities() if q.rankable}
+    assert weights == {k: w for k, w in PRESETS["small-sample"].items() if k in rankable}
+    assert {"kid", "clip"} <= set(weights) and "fid" not in weights
+    config = minimal()
+    config["ranking"] = {"preset": "small-sample", "weights": {"fid": 1.0}}
+    assert validate_config(config)["ranking"]["weights"] == {"fid": 1.0}
 
 
 def test_defaults_are_not_shared_between_configs() -> None:

@@ -33,7 +33,9 @@ def test_methodology_uses_the_config() -> None:
     text = dict(methodology(config, RESULT))
     assert "resampled with replacement 321 times (seed 5" in text["Intervals"]
     assert "90% bootstrap interval" in text["Intervals"]
-    assert "about 10% of pairs" in text["Significance"]
+    assert "adjusted p is below 0.10" in text["Significance"]
+    assert "Holm's step-down method" in text["Significance"]
+    assert "ranking.prefer = best" in text["Ranking"]
     assert "k = 7" in text["Precision, recall, density, coverage"]
     assert "<= the radius" in text["Precision, recall, density, coverage"]
     assert "score = 0.60 · FID + 0.40 · CLIP score" in text["Ranking"]

@@ -16,13 +16,14 @@ from conftest import write_images
 from PIL import Image
 
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
+from ckpt_eval.analysis.checkpoint import analysis_settings
 from ckpt_eval.analysis.consolidate import consolidate
 from ckpt_eval.analysis.pairing import key_set, pairing_keys, pairing_kind
 from ckpt_eval.config import config_hash, validate_config
 from ckpt_eval.features.inception_id import DIM
 from ckpt_eval.inputs.manifest import build_manifest
 from ckpt_eval.jsonio import write_json
-from ckpt_eval.metrics.registry import quantities
+from ckpt_eval.metrics.registry import CheckpointData, measures, quantities
 from ckpt_eval.provenance import provenance
 from ckpt_eval.report.prose import notice_text
 from ckpt_eval.report.render import _md_escape, charts, render, render_files
@@ -52,6 +53,42 @@ def _config(**overrides: Any) -> dict[str, Any]:
     }
     config.update(overrides)
     return validate_config(config)
+
+
+HAND_BUILT = {"fid", "kid", "clip", "prdc", "memorization", "fid_infinity"}
+
+
+def _other_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields of every registered metric but the hand-built ones, computed on random
+    features with no optional model (what such a run writes), and their interval fields."""
+    n = len(row["per_image"])
+    rng = np.random.default_rng(n)
+    data = CheckpointData(
+        name=row["name"],
+        real=rng.normal(size=(20, 4)),
+        real_stats=None,
+        n_real=20,
+        fake=rng.normal(size=(n, 4)),
+        clip={"available": False, "reason": "off"},
+        real_clip={},
+        per_image=row["per_image"],
+        sample_images=[],
+        real_images=[],
+        all_real_images=[],
+        settings=analysis_settings(_config()),
+        features={"inception": {"inception": rng.normal(size=(n, 4))}},
+    )
+    fields: dict[str, Any] = {}
+    for measure in measures():
+        if measure.key in HAND_BUILT:
+            continue
+        outcome = measure.compute(data)
+        fields.update(outcome.fields)
+        for column, values in outcome.per_image.items():
+            for image, value in zip(row["per_image"], values, strict=True):
+                image.setdefault(column, value)
+        fields.update({q.interval: None for q in measure.quantities if q.interval})
+    return fields
 
 
 def _row(
@@ -123,15 +160,9 @@ def _row(
         },
     }
     row.update(extra)
-    # the metrics this builder does not set by hand (those of optional models), as an
-    # evaluation without their models writes them: no value, no interval
-    for q in quantities():
-        row.setdefault(q.point.split(".")[0], None)
-        if q.interval:
-            row.setdefault(q.interval, None)
-        if q.per_image:
-            for image in row["per_image"]:
-                image.setdefault(q.per_image, None)
+    # the metrics this builder does not set by hand (the newer ones), as an evaluation of
+    # random features without the optional models writes them
+    row.update(_other_metrics(row))
     if "notices" not in extra:
         row["notices"] = _notices(row)
     if "warnings" not in extra:
@@ -339,11 +370,11 @@ def test_html_is_safe_and_self_contained(samples) -> None:
     assert "script" not in parser.tags
     handlers = [(t, k) for t, k, _ in parser.attrs if k.startswith("on")]
     assert handlers == []
-    # exactly the template's own images: 4 charts (FID, KID, CLIP, near copies) + 2 thumbnails
-    # for each of 3 checkpoints
+    # exactly the template's own images: a chart per charted metric with values (FID, KID,
+    # CLIP, near copies, and the newer ones) + 2 thumbnails for each of 3 checkpoints
     sources = [v for t, k, v in parser.attrs if k == "src"]
     assert all(s.startswith("data:") for s in sources), sources
-    assert len(sources) == 4 + 3 * 2
+    assert len(sources) == len(_charted(result)) + 3 * 2
     assert "img" in parser.tags and parser.tags.count("img") == len(sources)
     hrefs = [v for _, k, v in parser.attrs if k == "href"]
     assert hrefs and all(h.startswith("#") for h in hrefs)
@@ -364,7 +395,7 @@ def test_html_data_uris_decode(samples) -> None:
     sources = [v for _, k, v in _parse(html).attrs if k == "src"]
     pngs = [s for s in sources if s.startswith("data:image/png;base64,")]
     jpegs = [s for s in sources if s.startswith("data:image/jpeg;base64,")]
-    assert len(pngs) == 4 and len(jpegs) == 6
+    assert len(pngs) == len(_charted(_result(samples))) and len(jpegs) == 6
     for uri in pngs:
         assert base64.b64decode(uri.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
     for uri in jpegs:
@@ -445,9 +476,17 @@ def test_clip_notice_iff_not_computed(samples, clip: bool) -> None:
         assert "| Prompt |" not in markdown  # no per-prompt CLIP tables without CLIP
 
 
+def _charted(result: dict[str, Any]) -> list[str]:
+    """The registry's charted metrics that some checkpoint of `result` has a value of."""
+    rows = result["checkpoints"]
+    return [q.key for q in quantities() if q.chart and any(q.value(r) is not None for r in rows)]
+
+
 def test_charts_skip_metrics_without_values(samples) -> None:
-    assert set(charts(_result(samples, clip=True))) == {"fid", "kid", "clip", "memorization"}
-    assert set(charts(_result(samples, clip=False))) == {"fid", "kid", "memorization"}
+    with_clip, without = _result(samples, clip=True), _result(samples, clip=False)
+    assert set(charts(with_clip)) == set(_charted(with_clip))
+    assert {"fid", "kid", "clip", "memorization"} <= set(charts(with_clip))
+    assert set(charts(without)) == set(_charted(without)) and "clip" not in charts(without)
 
 
 def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
@@ -469,7 +508,8 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
         str(out / "report.html"),
         str(out / "plots"),
     )
-    names = ("fid", "kid", "clip", "memorization")
+    names = _charted(result)
+    assert {"fid", "kid", "clip", "memorization"} <= set(names)
     for name in names:
         png = (out / "plots" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
@@ -480,7 +520,7 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
     html = (out / "report.html").read_text(encoding="utf-8")
     parser = _parse(html)
     sources = [v for _, k, v in parser.attrs if k == "src"]
-    assert len(sources) == 4 + 6 and all(s.startswith("data:") for s in sources)
+    assert len(sources) == len(names) + 6 and all(s.startswith("data:") for s in sources)
     assert "script" not in parser.tags
     # the same as render() on the in-memory objects
     expected_md, expected_html = render(

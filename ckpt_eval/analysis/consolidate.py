@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ckpt_eval.analysis.ranking import bands, recommend, score_checkpoints
+from ckpt_eval.analysis.sample_size import sample_size_advice
 from ckpt_eval.analysis.significance import (
     compare,
     holm,
@@ -127,6 +128,18 @@ def comparisons(
         )
         if has_fid:
             previous = row
+    candidates = [r for r in ranked if r["name"] != reference]
+    facts["sample_size"] = None
+    if len(candidates) >= 2:
+        best, runner_up = candidates[:2]
+        facts["sample_size"] = sample_size_advice(
+            best,
+            runner_up,
+            comparison(runner_up["name"], best["name"]),
+            ranking_metrics,
+            level,
+            len(family),
+        )
     if not ranked or any(r["name"] not in replicates for r in ranked):
         return None, facts
 
@@ -212,7 +225,12 @@ def consolidate(
     return {
         "run": config["run"],
         "checkpoints": rows,
-        "ranking": {"weights_used": used, "margin": config["ranking"]["margin"]},
+        "ranking": {
+            "weights_used": used,
+            "margin": config["ranking"]["margin"],
+            "prefer": config["ranking"].get("prefer", "best"),
+            "preset": config["ranking"].get("preset"),
+        },
         "significance": {
             "level": level,
             "resamples": config["bootstrap"]["resamples"],

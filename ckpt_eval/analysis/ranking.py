@@ -11,6 +11,18 @@ from ckpt_eval.metrics.registry import Quantity, anchor, quantities, quantity
 
 BAND_NAMES = ["Excellent", "Very good", "Good", "Fair", "Poor"]
 
+# ranking.preset: weights for a use case; a metric whose model is not set up drops out (its
+# weight with it), as any weighted metric that some checkpoint lacks
+PRESETS = {
+    "small-sample": {"kid": 0.3, "cmmd": 0.2, "fd_dinov2": 0.2, "clip": 0.15, "pickscore": 0.15},
+}
+
+
+def preset_weights(name: str) -> dict[str, float]:
+    """The preset's weights over the metrics the registry has."""
+    known = {q.key for q in quantities() if q.rankable}
+    return {key: w for key, w in PRESETS[name].items() if key in known}
+
 
 def quality_band(q: Quantity, value: float | None, bounds: Sequence[float]) -> str | None:
     """The original report's bands: for FID below 10 Excellent, ..., 100 and above Poor; for

@@ -130,6 +130,7 @@ def compare(
             "pairing": how,
             "pairs": int(pairs),
             "p": p_value(interval.point, reps),
+            "se": float(np.std(reps, ddof=1)),
             "interval_excludes_zero": excludes_zero,
             "significant": excludes_zero,
             "better": _better(q, interval.point, a["name"], b["name"]) if excludes_zero else None,

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
+from ckpt_eval.analysis.sample_size import POWER
 from ckpt_eval.features.inception_id import DIM
 from ckpt_eval.metrics.registry import (
     Notice,
@@ -252,6 +253,82 @@ def overfitting_text(facts: Mapping[str, Any]) -> str:
     return " ".join(texts)
 
 
+# --- significance ---------------------------------------------------------------------------
+
+
+def significance_notes(result: Mapping[str, Any], generating: bool) -> list[str]:
+    """How the comparisons were made (paired or not, corrected how), and the sample-size advice."""
+    sig = result.get("significance") or {}
+    family = sig.get("family")
+    if not family or not family.get("pairs_compared"):
+        return []
+    rows = {r["name"]: r for r in result["checkpoints"]}
+    alpha = 1.0 - sig["level"]
+    bys = sorted({(r.get("pairing") or {}).get("by") for r in rows.values()} - {None})
+    paired, total = family["paired"], family["pairs_compared"]
+    if paired == total:
+        how = f"All {total} pairs of checkpoints were compared paired (by {' / '.join(bys)})"
+    elif paired:
+        how = (
+            f"{paired} of {total} pairs of checkpoints were compared paired (by "
+            f"{' / '.join(bys)}); the others, whose samples do not share prompts and seeds, "
+            "independently"
+        )
+    else:
+        how = (
+            f"The {total} pairs of checkpoints were compared independently: their samples do "
+            "not share the same prompts and seeds (or positions)"
+        )
+    notes = [
+        f"{how}. {family['comparisons']} comparisons ({_names(family['metrics'])}) are "
+        f"corrected together with Holm's method: a difference is significant when its adjusted "
+        f"p is below {alpha:.2f}."
+    ]
+    advice = family.get("sample_size")
+    if advice:
+        notes.append(sample_size_text(advice, generating))
+    return notes
+
+
+def sample_size_text(advice: Mapping[str, Any], generating: bool) -> str:
+    best, second, n = advice["best"], advice["runner_up"], advice["n_images"]
+    if advice["separated"]:
+        return f"With {n} images per checkpoint {second} is already told apart from {best}."
+    if advice["n_needed"] is None:
+        return (
+            f"{second} and {best} show no difference to extrapolate from: more images per "
+            "checkpoint would not be expected to separate them."
+        )
+    metric = quantity(advice["metric"]).label
+    text = (
+        f"Sample size: at the observed {metric} difference between {best} and {second}, "
+        f"about {advice['n_needed']} images per checkpoint (now {n}) would separate them with "
+        f"{_pct(advice['power'])} power at the corrected level {advice['alpha']:.2g} (bootstrap "
+        "standard error scaled as 1/sqrt(n); a rough figure for FID, whose bias also changes "
+        "with n)."
+    )
+    if generating and advice["images_per_prompt"]:
+        text += (
+            f" With {advice['prompts']} prompts that is generate.images_per_prompt: "
+            f"{advice['images_per_prompt']}."
+        )
+    return text
+
+
+def preset_hint(config: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> str | None:
+    """The small-sample preset, suggested when FID's dimensions dwarf the image counts."""
+    if (config.get("ranking") or {}).get("preset") or not rows:
+        return None
+    n = min(r["n_images"] for r in rows)
+    if n >= DIM:
+        return None
+    return (
+        f"With {n} images per checkpoint FID is biased and weak at telling checkpoints apart; "
+        "`ranking: {preset: small-sample}` ranks on KID, CMMD, FD-DINOv2, CLIP score and "
+        "PickScore, those whose models are set up (see docs/methods.md)."
+    )
+
+
 # --- methodology and insights --------------------------------------------------------------------
 
 
@@ -263,7 +340,6 @@ def methodology(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[tu
     items = [entry for m in measures() for entry in m.describe(config)]
     with_interval = _names([q.key for q in quantities() if q.interval])
     paired = _names([q.key for q in quantities() if q.per_image])
-    independent = _names([q.key for q in quantities() if q.interval and not q.per_image])
     bands = [q for q in quantities() if q.band]
     items += [
         (
@@ -277,25 +353,38 @@ def methodology(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[tu
             f"samples. Checkpoints with fewer than {MIN_IMAGES} images get none.",
         ),
         (
+            "Pairing",
+            "a sample's key is its prompt and seed (when the trainer's file names or the "
+            "generate stage give the seed) or its prompt and its position among that prompt's "
+            "images. Each checkpoint's bootstrap resamples its keys with a seed drawn from the "
+            "set of keys, so checkpoints with the same keys draw the same resamples: their "
+            "differences are paired (what the prompts and seeds share cancels out). "
+            "Checkpoints whose keys differ are compared independently; per-image metrics "
+            f"({paired}) are then compared on the images both have.",
+        ),
+        (
             "Significance",
-            "Two checkpoints differ significantly in a metric when the "
-            f"{level} bootstrap interval of the difference excludes 0: from their independent "
-            f"replicates for {independent}, and from the paired images (same prompt, same "
-            f"position among its images) for {paired} when they share prompts. A tier is the "
-            "best remaining checkpoint with every checkpoint that does not differ from it "
-            "significantly in any ranking metric. No correction for multiple comparisons: among "
-            f"many truly equal checkpoints about {_pct(1 - boot['level'])} of pairs look "
-            "different by chance.",
+            f"the difference of two checkpoints in a metric has a {level} bootstrap interval "
+            "(of the replicates' differences) and a two-sided p from the bootstrap standard "
+            "error. All pairs of ranked checkpoints on every compared metric form one family, "
+            "corrected with Holm's step-down method; a difference is significant when its "
+            f"adjusted p is below {1 - boot['level']:.2f}, so among truly equal checkpoints "
+            f"the chance of any false finding in the family is at most {_pct(1 - boot['level'])}. "
+            "A tier is the best remaining checkpoint with every checkpoint that does not differ "
+            "from it significantly in any ranking metric. The sample-size advice scales the "
+            "standard error of the difference between the top two as 1/sqrt(n) and asks for "
+            f"{_pct(POWER)} power at Holm's first threshold.",
         ),
         (
             "Ranking",
             "score = "
             + " + ".join(f"{w:.2f} · {quantity(k).label}" for k, w in weights.items())
-            + ", each min-max normalised over the checkpoints (1 = best). The recommendation is "
-            "the earliest checkpoint of the first significance tier: as good as the best as far "
-            "as the samples can show, with less training. When some checkpoint has no interval, "
-            f"an earlier checkpoint within {config['ranking']['margin']} of the best score is "
-            "preferred instead.",
+            + ", each min-max normalised over the checkpoints (1 = best). Among the first "
+            "significance tier (the checkpoints these samples cannot tell from the best) "
+            f"ranking.prefer = {config['ranking'].get('prefer', 'best')} picks the one to ship: "
+            "best, the best point estimate, with the earliest named as the cheaper alternative; "
+            "earliest, the earliest of the tier. When some checkpoint has no interval, the "
+            f"candidates are those within {config['ranking']['margin']} of the best score.",
         ),
         (
             "Overfitting",
@@ -358,6 +447,9 @@ def insights(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[str]:
             + "; ".join(f"{i}: {', '.join(t)}" for i, t in enumerate(tiers, 1))
             + ". Checkpoints in one tier cannot be told apart with these samples."
         )
+    hint = preset_hint(config, rows)
+    if hint:
+        out.append(hint)
     small = [r["name"] for r in rows if r["n_images"] < DIM]
     if small:
         out.append(

@@ -15,7 +15,13 @@ from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
 from ckpt_eval.inputs.images import load_rgb
 from ckpt_eval.metrics.registry import Quantity, quantities
 from ckpt_eval.report.charts import metric_chart
-from ckpt_eval.report.prose import insights, methodology, ranking_metrics, ranking_text
+from ckpt_eval.report.prose import (
+    insights,
+    methodology,
+    ranking_metrics,
+    ranking_text,
+    significance_notes,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -168,6 +174,7 @@ def render(
         "secondary_metrics": shown(result["checkpoints"], "secondary"),
         "compared": compared(result["checkpoints"]),
         "banded": [q for q in quantities() if q.band],
+        "significance_notes": significance_notes(result, bool(config.get("generate"))),
         "min_images": MIN_IMAGES,
         "max_tokens": CLIP_MAX_TOKENS,
         "ranking_used": ranking_text(
