@@ -261,8 +261,7 @@ def test_registry_lists_cmmd() -> None:
 
 
 def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
-    # the cmmd section is added after validation: the schema may not know it yet
-    config = {**_config(), "cmmd": {"enabled": True, "model": "openai/clip-vit-large-patch14-336"}}
+    config = _config(cmmd={"enabled": True})
     settings = analysis_settings(config)
     rng = np.random.default_rng(0)
     real = rng.normal(size=(30, 8))

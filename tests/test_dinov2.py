@@ -183,7 +183,7 @@ def _cosine_nearest_loop(fake: np.ndarray, real: np.ndarray) -> list[float]:
 # --- through the registry ------------------------------------------------------------------------
 
 
-def _config() -> dict[str, Any]:
+def _config(**extra: Any) -> dict[str, Any]:
     return validate_config(
         {
             "run": "dino",
@@ -193,6 +193,7 @@ def _config() -> dict[str, Any]:
             "bootstrap": {"resamples": 200},
             "kid": {"subsets": 20, "subset_size": 1000},
             "ranking": {"weights": {"fid": 0.4, "kd_dinov2": 0.3, "fd_dinov2": 0.3}},
+            **extra,
         }
     )
 
@@ -270,7 +271,7 @@ def test_registry_lists_the_dinov2_quantities() -> None:
 
 
 def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
-    config = {**_config(), "dinov2": {"enabled": True, "model": "facebook/dinov2-base"}}
+    config = _config(dinov2={"enabled": True})
     settings = analysis_settings(config)
     rng = np.random.default_rng(0)
     real = rng.normal(size=(30, 8))

@@ -83,7 +83,7 @@ def test_rejects_bad_inputs() -> None:
 # --- through the registry ------------------------------------------------------------------------
 
 
-def _config() -> dict[str, Any]:
+def _config(**extra: Any) -> dict[str, Any]:
     return validate_config(
         {
             "run": "pick",
@@ -93,6 +93,7 @@ def _config() -> dict[str, Any]:
             "bootstrap": {"resamples": 200},
             "kid": {"subsets": 5, "subset_size": 10},
             "ranking": {"weights": {"fid": 0.5, "pickscore": 0.5}},
+            **extra,
         }
     )
 
@@ -161,7 +162,7 @@ def test_registry_lists_pickscore() -> None:
 
 
 def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
-    config = {**_config(), "pickscore": {"enabled": True}}
+    config = _config(pickscore={"enabled": True})
     settings = analysis_settings(config)
     rng = np.random.default_rng(0)
     real = rng.normal(size=(30, 8))

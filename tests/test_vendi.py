@@ -132,7 +132,7 @@ def test_rejects_zero_rows_and_nan() -> None:
 # --- through the registry ------------------------------------------------------------------------
 
 
-def _config() -> dict[str, Any]:
+def _config(**extra: Any) -> dict[str, Any]:
     return validate_config(
         {
             "run": "vendi",
@@ -141,6 +141,7 @@ def _config() -> dict[str, Any]:
             "prompts": "p.csv",
             "bootstrap": {"resamples": 100},
             "kid": {"subsets": 5, "subset_size": 10},
+            **extra,
         }
     )
 
@@ -197,7 +198,7 @@ def test_registry_lists_both_vendi_scores() -> None:
 
 
 def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
-    config = {**_config(), "dinov2": {"enabled": True, "model": "facebook/dinov2-base"}}
+    config = _config(dinov2={"enabled": True})
     settings = analysis_settings(config)
     rng = np.random.default_rng(0)
     real = np.abs(rng.normal(size=(30, 16)))
