@@ -1,10 +1,10 @@
 rule metrics_checkpoint:
     input:
+        # every enabled extractor's features of this checkpoint and of the real set
+        unpack(metrics_features),
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
         real_manifest=f"{OUT}/manifests/real.json",
         pairs=f"{OUT}/prompts/{{ckpt}}.json",
-        # every enabled extractor's features of this checkpoint and of the real set
-        features=unpack(metrics_features),
     output:
         metrics=f"{OUT}/metrics_checkpoint_{{ckpt}}.json",
         replicates=f"{OUT}/bootstrap/checkpoint_{{ckpt}}.npz",
