@@ -135,7 +135,7 @@ def _describe(config: Mapping[str, Any]) -> list[tuple[str, str]]:
             "about as many images as feature dimensions (768 for ViT-B/14, 1024 for ViT-L/14) "
             "the samples' covariance is rank-deficient and FD is biased upward: compare "
             "checkpoints with equal image counts, and read KD-DINOv2. dgm-eval's published "
-            "values use ViT-L/14 and its own resize, so they are not comparable with ours.",
+            "values use ViT-L/14 (facebook/dinov2-large): compare with them only on that model.",
         ),
         (
             "KD-DINOv2",
