@@ -71,13 +71,32 @@ TOY = textwrap.dedent(
 
 def test_the_registry_holds_every_metric_once() -> None:
     keys = [m.key for m in measures()]
-    assert keys == ["fid", "kid", "clip", "prdc", "memorization", "fid_infinity"]
+    assert keys == [
+        "fid",
+        "kid",
+        "clip",
+        "cmmd",
+        "dinov2",
+        "pickscore",
+        "prdc",
+        "vendi",
+        "memorization",
+        "fid_infinity",
+    ]
     qkeys = [q.key for q in quantities()]
     assert len(qkeys) == len(set(qkeys))
     # exactly one anchor (what a ranked checkpoint must have) and one overfitting metric
     assert [q.key for q in quantities() if q.anchor] == ["fid"]
     assert [q.key for q in quantities() if q.overfitting] == ["fid"]
-    assert {q.key for q in quantities() if q.rankable} == {"fid", "kid", "clip"}
+    assert {q.key for q in quantities() if q.rankable} == {
+        "fid",
+        "kid",
+        "clip",
+        "cmmd",
+        "fd_dinov2",
+        "kd_dinov2",
+        "pickscore",
+    }
     # every notice code has exactly one template
     codes = [c for m in measures() for c in m.notices]
     assert len(codes) == len(set(codes)) and not set(codes) & set(NOTICES)

@@ -12,9 +12,11 @@ from ckpt_eval.metrics.registry import Quantity, anchor, quantities, quantity
 BAND_NAMES = ["Excellent", "Very good", "Good", "Fair", "Poor"]
 
 # ranking.preset: weights for a use case; a metric whose model is not set up drops out (its
-# weight with it), as any weighted metric that some checkpoint lacks
+# weight with it), as any weighted metric that some checkpoint lacks. small-sample: the unbiased
+# kernel distances (KID, KD-DINOv2; FD-DINOv2 is rank-deficient below ~1000 images as FID is
+# below 2048), CMMD, and the per-image scores against each image's own prompt
 PRESETS = {
-    "small-sample": {"kid": 0.3, "cmmd": 0.2, "fd_dinov2": 0.2, "clip": 0.15, "pickscore": 0.15},
+    "small-sample": {"kid": 0.3, "cmmd": 0.2, "kd_dinov2": 0.2, "clip": 0.15, "pickscore": 0.15},
 }
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
+from ckpt_eval.analysis.ranking import PRESETS
 from ckpt_eval.analysis.sample_size import POWER
 from ckpt_eval.features.inception_id import DIM
 from ckpt_eval.metrics.registry import (
@@ -324,8 +325,9 @@ def preset_hint(config: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> str
         return None
     return (
         f"With {n} images per checkpoint FID is biased and weak at telling checkpoints apart; "
-        "`ranking: {preset: small-sample}` ranks on KID, CMMD, FD-DINOv2, CLIP score and "
-        "PickScore, those whose models are set up (see docs/methods.md)."
+        "`ranking: {preset: small-sample}` ranks on "
+        + _names(list(PRESETS["small-sample"]))
+        + ", those whose models are set up (see docs/decisions.md)."
     )
 
 
