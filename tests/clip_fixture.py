@@ -213,22 +213,26 @@ def tiny_text_config(
     }
 
 
-def make_tiny_clip(folder: Path, seed: int = 0, legacy_token_ids: bool = True) -> Path:
+def make_tiny_clip(
+    folder: Path,
+    seed: int = 0,
+    legacy_token_ids: bool = True,
+    image_size: int = IMAGE_SIZE,
+    patch_size: int = PATCH_SIZE,
+    with_processor: bool = True,
+) -> Path:
     """Save a tiny random ``CLIPModel`` + ``CLIPProcessor`` to ``folder`` and return it.
 
     Same ``seed`` -> identical weights and tokenizer -> identical embeddings. The vision input
-    is ``IMAGE_SIZE`` x ``IMAGE_SIZE``, the embeddings have ``PROJECTION_DIM`` dimensions.
+    is ``image_size`` x ``image_size`` (default ``IMAGE_SIZE``), the embeddings have
+    ``PROJECTION_DIM`` dimensions. ``with_processor=False`` saves the model only (PickScore's
+    weights come without the processor they were trained with: see
+    :func:`make_tiny_clip_processor`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
     tokenizer = make_tiny_tokenizer()
-    image_processor = CLIPImageProcessor(
-        size={"shortest_edge": IMAGE_SIZE},
-        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-    )
-    processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
-
     config = CLIPConfig(
         text_config={
             **tiny_text_config(tokenizer, hidden_size=32, legacy_token_ids=legacy_token_ids),
@@ -239,8 +243,8 @@ def make_tiny_clip(folder: Path, seed: int = 0, legacy_token_ids: bool = True) -
             "intermediate_size": 64,
             "num_hidden_layers": 2,
             "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": PATCH_SIZE,
+            "image_size": image_size,
+            "patch_size": patch_size,
             "num_channels": 3,
             "projection_dim": PROJECTION_DIM,
         },
@@ -251,7 +255,23 @@ def make_tiny_clip(folder: Path, seed: int = 0, legacy_token_ids: bool = True) -
     model = CLIPModel(config).eval()
 
     model.save_pretrained(folder)
-    processor.save_pretrained(folder)
+    if with_processor:
+        make_tiny_clip_processor(folder, image_size)
+    return folder
+
+
+def make_tiny_clip_processor(folder: Path, image_size: int = IMAGE_SIZE) -> Path:
+    """Save only a ``CLIPProcessor`` (the tiny tokenizer; shortest-edge resize and centre crop
+    to ``image_size``, CLIP mean/std) to ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+    )
+    CLIPProcessor(image_processor=image_processor, tokenizer=make_tiny_tokenizer()).save_pretrained(
+        folder
+    )
     return folder
 
 

@@ -221,3 +221,113 @@ def test_a_pickled_model_folder_is_never_loaded(
     with pytest.raises(CkptEvalError) as info:
         clip_embed.load_clip(str(folder), CPU)
     assert "safetensors" in info.value.fix
+
+
+class _Recorder:
+    """A stand-in model class: records each from_pretrained call and always fails."""
+
+    calls: list[dict] = []
+
+    @classmethod
+    def from_pretrained(cls, source: str, **kwargs):
+        cls.calls.append(kwargs)
+        raise OSError(f"{source} is not in the cache")
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> type[_Recorder]:
+    import huggingface_hub.constants
+
+    from ckpt_eval.extract import hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("ALL_PROXY", raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    hub._connection_error.cache_clear()
+    monkeypatch.setattr(_Recorder, "calls", [])
+    yield _Recorder
+    hub._connection_error.cache_clear()
+
+
+def test_an_unreachable_hub_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch, recorder: type[_Recorder]
+) -> None:
+    """Not in the cache and no connection to the hub: no online attempt (huggingface_hub would
+    retry for ~45 s), and the message says both."""
+    import socket
+
+    from ckpt_eval.extract import hub
+
+    def refused(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refused)
+    with pytest.raises(hub.NotLoaded) as info:
+        hub.from_pretrained(recorder, "nobody/some-model", use_safetensors=True)
+    assert recorder.calls == [{"use_safetensors": True, "local_files_only": True}]
+    assert "not in the local Hugging Face cache" in str(info.value)
+    assert "cannot be reached" in str(info.value) and "Name or service" in str(info.value)
+
+
+def test_a_reachable_hub_is_tried_after_the_cache(
+    monkeypatch: pytest.MonkeyPatch, recorder: type[_Recorder]
+) -> None:
+    import socket
+
+    from ckpt_eval.extract import hub
+
+    class Connection:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: Connection())
+    with pytest.raises(hub.NotLoaded) as info:
+        hub.from_pretrained(recorder, "nobody/some-model")
+    assert recorder.calls == [{"local_files_only": True}, {}]
+    assert "nobody/some-model is not in the cache" in str(info.value)  # the last error
+
+
+def test_a_missing_folder_is_not_looked_up_on_the_hub(
+    tmp_path: Path, recorder: type[_Recorder]
+) -> None:
+    from ckpt_eval.extract import hub
+
+    with pytest.raises(hub.NotLoaded) as info:
+        hub.from_pretrained(recorder, str(tmp_path / "models" / "clip"))
+    assert recorder.calls == []
+    assert "no such folder" in str(info.value)
+
+
+def test_a_processor_from_another_folder(tmp_path: Path, offline: None) -> None:
+    """PickScore's case: the weights' folder holds no processor; `processor` names the one."""
+    from clip_fixture import make_tiny_clip, make_tiny_clip_processor
+    from transformers import CLIPProcessor
+
+    weights = make_tiny_clip(tmp_path / "weights", seed=4, with_processor=False)
+    processor_dir = make_tiny_clip_processor(tmp_path / "processor", image_size=32)
+    with pytest.raises(CkptEvalError) as info:  # the folder alone lacks the processor
+        clip_embed.load_clip(str(weights), CPU, section="pickscore")
+    assert "pickscore.model" in info.value.fix
+    net, processor, info_ = clip_embed.load_clip(
+        str(weights), CPU, str(processor_dir), section="pickscore"
+    )
+    assert isinstance(processor, CLIPProcessor)
+    assert info_["processor"] == str(processor_dir) and info_["model"] == str(weights)
+    assert net.config.projection_dim == PROJECTION_DIM
+
+
+def test_cmmd_pixels_crop_the_centre_square_then_resize_bicubic() -> None:
+    """An image whose two halves differ: the crop keeps the centre, the resize is PIL's."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, size=(30, 50, 3), dtype=np.uint8)  # landscape 50 x 30
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    ours = clip_embed.cmmd_pixels(image, 12, mean, std)
+    assert ours.shape == (3, 12, 12) and ours.dtype == np.float32
+    square = image[:, 10:40]  # (50 - 30) // 2 = 10 columns off each side
+    by_hand = np.asarray(Image.fromarray(square).resize((12, 12), Image.BICUBIC)) / 255.0
+    by_hand = (by_hand - np.array(mean)) / np.array(std)
+    np.testing.assert_allclose(ours, by_hand.transpose(2, 0, 1), rtol=1e-5, atol=1e-5)

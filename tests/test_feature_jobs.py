@@ -13,7 +13,7 @@ from conftest import write_images
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract import clip as clip_embed
 from ckpt_eval.extract import inception
-from ckpt_eval.extract.feature_jobs import clip_features, clip_model_status, inception_features
+from ckpt_eval.extract.feature_jobs import inception_features, model_features, model_status
 from ckpt_eval.features.cache import load_features
 from ckpt_eval.inputs.images import sha256_file
 from ckpt_eval.inputs.manifest import build_manifest
@@ -103,8 +103,17 @@ def test_inception_features_missing_weights(tmp_path: Path, checkpoint: dict[str
 
 def test_clip_model_status_available(tmp_path: Path, tiny_clip: Path, offline: None) -> None:
     out = tmp_path / "status.json"
-    clip_model_status(str(tiny_clip), True, "cpu", out)
+    model_status("clip", str(tiny_clip), True, "cpu", out)
     status = read_json(out)
+    # the same keys as before the model jobs were generic (the report and provenance read them)
+    assert set(status) == {
+        "available",
+        "reason",
+        "model",
+        "revision",
+        "projection_dim",
+        "weights_sha256",
+    }
     assert status["available"] is True
     assert status["reason"] is None
     assert status["model"] == str(tiny_clip)
@@ -116,8 +125,9 @@ def test_clip_model_status_available(tmp_path: Path, tiny_clip: Path, offline: N
 def test_clip_model_status_optional_missing(tmp_path: Path, offline: None) -> None:
     out = tmp_path / "status.json"
     missing = str(tmp_path / "no-such-clip")
-    clip_model_status(missing, False, "cpu", out)
+    model_status("clip", missing, False, "cpu", out)
     status = read_json(out)
+    assert set(status) == {"available", "model", "reason"}
     assert status["available"] is False
     assert status["model"] == missing
     assert status["reason"].startswith("clip.required is false")
@@ -127,7 +137,7 @@ def test_clip_model_status_optional_missing(tmp_path: Path, offline: None) -> No
 def test_clip_model_status_required_missing(tmp_path: Path, offline: None) -> None:
     out = tmp_path / "status.json"
     with pytest.raises(CkptEvalError) as info:
-        clip_model_status("nobody/no-such-clip", True, "cpu", out)
+        model_status("clip", "nobody/no-such-clip", True, "cpu", out)
     assert "clip.required" in info.value.fix
     assert not out.exists()
 
@@ -136,7 +146,7 @@ def test_clip_features_unavailable(tmp_path: Path, checkpoint: dict[str, Path]) 
     status = tmp_path / "status.json"
     write_json({"available": False, "model": "m", "reason": "no model here"}, status)
     out = tmp_path / "clip.npz"
-    clip_features(checkpoint["manifest"], checkpoint["pairs"], status, out, "cpu", 2)
+    model_features("clip", checkpoint["manifest"], checkpoint["pairs"], status, out, "cpu", 2)
     arrays, meta = load_features(out)
     assert arrays == {}
     assert meta["available"] is False
@@ -154,9 +164,9 @@ def test_clip_features_with_tiny_model(
     tmp_path: Path, checkpoint: dict[str, Path], tiny_clip: Path, offline: None
 ) -> None:
     status = tmp_path / "status.json"
-    clip_model_status(str(tiny_clip), True, "cpu", status)
+    model_status("clip", str(tiny_clip), True, "cpu", status)
     out = tmp_path / "clip.npz"
-    clip_features(checkpoint["manifest"], checkpoint["pairs"], status, out, "cpu", 2)
+    model_features("clip", checkpoint["manifest"], checkpoint["pairs"], status, out, "cpu", 2)
     arrays, meta = load_features(out)
 
     assert set(arrays) == {"image", "text"}
@@ -192,6 +202,26 @@ def test_clip_features_with_tiny_model(
     tokens = len(processor.tokenizer.tokenize(LONG_PROMPT)) + 2
     assert tokens > 77
     assert meta["truncated"] == [{"prompt": LONG_PROMPT, "tokens": tokens}]
+
+
+def test_clip_features_of_a_set_without_prompts(
+    tmp_path: Path, checkpoint: dict[str, Path], tiny_clip: Path, offline: None
+) -> None:
+    """The real set (no pairs): image embeddings only; with memorization.clip false
+    (enabled=False) no arrays, and the file says why."""
+    status = tmp_path / "status.json"
+    model_status("clip", str(tiny_clip), True, "cpu", status)
+    out = tmp_path / "real.npz"
+    model_features("clip", checkpoint["manifest"], None, status, out, "cpu", 2)
+    arrays, meta = load_features(out)
+    assert set(arrays) == {"image"} and arrays["image"].shape == (3, PROJECTION_DIM)
+    assert "truncated" not in meta and meta["available"] is True
+
+    off = tmp_path / "off.npz"
+    model_features("clip", checkpoint["manifest"], None, status, off, "cpu", 2, enabled=False)
+    arrays, meta = load_features(off)
+    assert arrays == {}
+    assert meta["available"] is False and meta["reason"] == "memorization.clip is false"
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")

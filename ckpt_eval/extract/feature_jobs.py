@@ -1,20 +1,25 @@
 """Feature extraction jobs: read a manifest, write a cached feature file recording its sources.
 
 torch, the Inception network and transformers are imported inside the functions that use them:
-a CLIP job whose model is unavailable then only writes its note (in ~0.1 s instead of the 1.5 s
+a model job whose model is unavailable then only writes its note (in ~0.1 s instead of the 1.5 s
 that importing torch takes), which is most of the cost of adding a checkpoint to such a run.
+
+The model extractors (clip, cmmd, dinov2, pickscore; `ckpt_eval.features.extractors`) share two
+jobs, `model_status` and `model_features`, which call the extractor's torch module
+(`Extractor.module`): its `load(key, model, processor, device) -> (loaded, info)` and
+`extract(key, loaded, paths, prompts, device, batch_size) -> (arrays, meta)`.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.features.cache import save_features, streamed_arrays
+from ckpt_eval.features.extractors import EXTRACTORS
 from ckpt_eval.features.moments import kept_rows
 from ckpt_eval.jsonio import read_json, write_json
 
@@ -76,29 +81,48 @@ def inception_features(
     save_features(out, streamed_arrays(streamed), meta)
 
 
-def clip_model_status(model: str, required: bool, device_name: str, out: str | Path) -> None:
-    """Load the model once; if it cannot be and CLIP is optional, record why for the report."""
-    from ckpt_eval.extract import clip as clip_embed
-    from ckpt_eval.extract.device import resolve_device
+def model_status(
+    key: str,
+    model: str,
+    required: bool,
+    device_name: str,
+    out: str | Path,
+    processor: str | None = None,
+) -> None:
+    """Load a model extractor's model once (rule `<key>_model`); if it cannot be loaded and
+    `<section>.required` is false, record why, for its feature files and the report.
 
+    The status JSON: `available`, `reason` and `model` always; when loaded, what the extractor's
+    module describes (`revision`, `projection_dim` or `hidden_size`, ...), `processor` when it is
+    not the model's own, and `weights_sha256` of a local folder (it has no hub revision).
+    """
+    from ckpt_eval.extract.device import resolve_device
+    from ckpt_eval.extract.hub import folder_weights_sha256
+
+    extractor = EXTRACTORS[key]
+    module = importlib.import_module(extractor.module)
     device = resolve_device(device_name)
     try:
-        _, _, info = clip_embed.load_clip(model, device)
+        _, info = module.load(key, model, processor, device)
         status: dict[str, Any] = {"available": True, "reason": None, **info}
         if Path(model).is_dir():
-            status["weights_sha256"] = clip_embed.folder_weights_sha256(model)
+            status["weights_sha256"] = folder_weights_sha256(model)
     except CkptEvalError as exc:
         if required:
             raise
         status = {
             "available": False,
             "model": model,
-            "reason": f"clip.required is false and the model could not be loaded: {exc.what}",
+            "reason": f"{extractor.section}.required is false and the model could not be "
+            f"loaded: {exc.what}",
         }
+        if processor is not None:
+            status["processor"] = processor
     write_json(status, out)
 
 
-def clip_features(
+def model_features(
+    key: str,
     manifest_path: str | Path,
     pairs_path: str | Path | None,
     status_path: str | Path,
@@ -107,11 +131,19 @@ def clip_features(
     batch_size: int,
     enabled: bool = True,
 ) -> None:
-    """CLIP image embeddings of a set, and its prompts' text embeddings when it has pairs.
+    """A model extractor's arrays of one set (rules `<key>_checkpoint` and `<key>_real`).
 
-    The real set has no prompts (pairs_path None): its image embeddings serve the memorization
-    screen only, which `memorization.clip: false` turns off (enabled=False) to save the time.
+    With pairs (a checkpoint of an extractor that embeds prompts: clip, pickscore) also each
+    image's own prompt. A model its status says could not be loaded gives a file with no arrays,
+    `available: false` and the status's reason, never numbers; so does a real set the config
+    leaves out (`enabled` false: clip's with `memorization.clip: false`).
+
+    Meta: `set`, `image_sha256`, `available`, `reason`, `model`, `revision`, `weights_sha256`
+    (from the status); when computed also `extractor` (`<key>:<model>`), `device`,
+    `preprocessing`, `truncated` (the prompts over 77 tokens, with pairs), `processor`
+    (pickscore), `image_size` (cmmd, dinov2).
     """
+    extractor = EXTRACTORS[key]
     manifest = read_json(manifest_path)
     status = read_json(status_path)
     meta: dict[str, Any] = {
@@ -121,31 +153,28 @@ def clip_features(
             k: status.get(k) for k in ("available", "reason", "model", "revision", "weights_sha256")
         },
     }
+    if extractor.has_processor:
+        meta["processor"] = status.get("processor")
     if status["available"] and not enabled:
-        meta.update(available=False, reason="memorization.clip is false")
+        meta.update(available=False, reason=extractor.real_off)
     if not meta["available"]:
         save_features(out, {}, meta)
         return
-    from ckpt_eval.extract import clip as clip_embed
     from ckpt_eval.extract.device import resolve_device
 
+    module = importlib.import_module(extractor.module)
     device = resolve_device(device_name)
-    net, processor, _ = clip_embed.load_clip(status["model"], device)
+    loaded, _ = module.load(key, status["model"], status.get("processor"), device)
     meta["device"] = str(device)
-    meta["extractor"] = f"clip:{status['model']}"
+    meta["extractor"] = f"{key}:{status['model']}"
+    meta["preprocessing"] = extractor.preprocessing
     paths = [image["path"] for image in manifest["images"]]
-    arrays = {
-        "image": clip_embed.embed_images(paths, net, processor, device, batch_size).astype(
-            np.float32
-        )
-    }
-    if pairs_path is not None:
+    prompts = None
+    if pairs_path is not None and extractor.prompts:
         prompts = [p["prompt"] for p in read_json(pairs_path)["pairs"]]
-        counts = clip_embed.token_counts(processor, prompts)
-        truncated = sorted(
-            {(p, c) for p, c in zip(prompts, counts, strict=True) if c > clip_embed.MAX_TOKENS}
-        )
-        meta["truncated"] = [{"prompt": p, "tokens": c} for p, c in truncated]
-        texts = clip_embed.embed_texts(prompts, net, processor, device, batch_size)
-        arrays["text"] = texts.astype(np.float32)
+    log.info(
+        "%s %s: %d images on %s, batch %d", key, manifest["name"], len(paths), device, batch_size
+    )
+    arrays, extra = module.extract(key, loaded, paths, prompts, device, batch_size)
+    meta.update(extra)
     save_features(out, arrays, meta)

@@ -110,3 +110,22 @@ def checkpoint_seeds(wildcards):
 
 def per_checkpoint(pattern):
     return expand(pattern, ckpt=list(CHECKPOINTS))
+
+
+def model_params(extractor):
+    """A model extractor's `<key>_model` parameters: model, required, device, and the
+    processor where it is not the model's own (pickscore). A new value reruns its jobs only.
+    """
+    params = {
+        "model": extractor.model(config),
+        "required": extractor.required(config),
+        "device": config["device"],
+    }
+    if extractor.has_processor:
+        params["processor"] = extractor.processor(config)
+    return params
+
+
+def prompt_input(extractor):
+    """The checkpoint's prompt pairs, for the extractors that embed each image's own prompt."""
+    return {"pairs": f"{OUT}/prompts/{{ckpt}}.json"} if extractor.prompts else {}

@@ -1,3 +1,4 @@
+from ckpt_eval.features.extractors import model_extractors
 from ckpt_eval.features.moments import subset_param
 
 
@@ -39,54 +40,74 @@ use rule inception_checkpoint as inception_real with:
         ),
 
 
-rule clip_model:
-    output:
-        f"{OUT}/features/clip/model.json",
-    log:
-        f"{LOGS}/features/clip_model.log",
-    conda:
-        ENV
-    resources:
-        gpu=GPU,
-    params:
-        model=config["clip"]["model"],
-        required=config["clip"]["required"],
-        device=config["device"],
-    script:
-        "../../scripts/clip_model.py"
+# The model extractors (ckpt_eval.features.extractors: clip always, cmmd, dinov2 and pickscore
+# when enabled), three rules each: `<key>_model` loads the model once and says whether it could
+# be (features/<key>/model.json), `<key>_checkpoint` one checkpoint's features (with each
+# image's own prompt for clip and pickscore), `<key>_real` the real set's (not for pickscore;
+# clip's holds no arrays with memorization.clip false). The scripts read the extractor from
+# the rule's name.
+for EXTRACTOR in model_extractors(config):
 
+    rule:
+        name:
+            f"{EXTRACTOR.key}_model"
+        output:
+            f"{OUT}/features/{EXTRACTOR.key}/model.json",
+        log:
+            f"{LOGS}/features/{EXTRACTOR.key}_model.log",
+        conda:
+            ENV
+        resources:
+            gpu=GPU,
+        params:
+            **model_params(EXTRACTOR),
+        script:
+            "../../scripts/model_status.py"
 
-# One checkpoint's CLIP image and prompt embeddings; the real set's images (below, for the
-# memorization screen) are the same rule without prompts.
-rule clip_checkpoint:
-    input:
-        manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
-        pairs=f"{OUT}/prompts/{{ckpt}}.json",
-        status=f"{OUT}/features/clip/model.json",
-    output:
-        f"{OUT}/features/clip/checkpoint_{{ckpt}}.npz",
-    log:
-        f"{LOGS}/features/clip_{{ckpt}}.log",
-    conda:
-        ENV
-    threads: config["feature_threads"]
-    resources:
-        gpu=GPU,
-    params:
-        torch_threads=config["feature_threads"],
-        device=config["device"],
-        batch_size=config["batch_size"],
-    script:
-        "../../scripts/clip_features.py"
+    rule:
+        name:
+            f"{EXTRACTOR.key}_checkpoint"
+        input:
+            **prompt_input(EXTRACTOR),
+            manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
+            status=f"{OUT}/features/{EXTRACTOR.key}/model.json",
+        output:
+            f"{OUT}/features/{EXTRACTOR.key}/checkpoint_{{ckpt}}.npz",
+        log:
+            f"{LOGS}/features/{EXTRACTOR.key}_{{ckpt}}.log",
+        conda:
+            ENV
+        threads: config["feature_threads"]
+        resources:
+            gpu=GPU,
+        params:
+            torch_threads=config["feature_threads"],
+            device=config["device"],
+            batch_size=EXTRACTOR.batch_size(config),
+        script:
+            "../../scripts/model_features.py"
 
+    if EXTRACTOR.real(config):
 
-use rule clip_checkpoint as clip_real with:
-    input:
-        manifest=f"{OUT}/manifests/real.json",
-        status=f"{OUT}/features/clip/model.json",
-    output:
-        f"{OUT}/features/clip/real.npz",
-    log:
-        f"{LOGS}/features/clip_real.log",
-    params:
-        enabled=config["memorization"]["clip"],
+        rule:
+            name:
+                f"{EXTRACTOR.key}_real"
+            input:
+                manifest=f"{OUT}/manifests/real.json",
+                status=f"{OUT}/features/{EXTRACTOR.key}/model.json",
+            output:
+                f"{OUT}/features/{EXTRACTOR.key}/real.npz",
+            log:
+                f"{LOGS}/features/{EXTRACTOR.key}_real.log",
+            conda:
+                ENV
+            threads: config["feature_threads"]
+            resources:
+                gpu=GPU,
+            params:
+                torch_threads=config["feature_threads"],
+                device=config["device"],
+                batch_size=EXTRACTOR.batch_size(config),
+                enabled=EXTRACTOR.real_enabled(config),
+            script:
+                "../../scripts/model_features.py"

@@ -1,13 +1,16 @@
-"""CLIP image embeddings of one set, and prompt embeddings of a checkpoint."""
+"""A model extractor's features of one set (rules `<key>_checkpoint` and `<key>_real`): image
+embeddings, and a checkpoint's prompt embeddings where the extractor embeds prompts."""
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
-from ckpt_eval.extract.feature_jobs import clip_features
+from ckpt_eval.extract.feature_jobs import model_features
+from ckpt_eval.features.extractors import extractor_of_rule
 from ckpt_eval.jobs import run_job
 
 
 def main(smk) -> None:
-    clip_features(
+    model_features(
+        extractor_of_rule(smk.rule).key,
         smk.input.manifest,
         smk.input.get("pairs"),
         smk.input.status,
