@@ -368,7 +368,7 @@ def test_off_is_quiet_and_unavailable_says_why() -> None:
     ok = {"cmmd": {"available": True, "reason": None}}
     row, _ = _one(ok, {"cmmd": {"image": _embeddings(12, 4, seed=1)}}, {})
     assert row["cmmd"] is None
-    assert {"code": "cmmd.unavailable", "reason": "no CMMD embeddings of the real set"} in row[
+    assert {"code": "cmmd.unavailable", "reason": "no CMMD features of the real set"} in row[
         "notices"
     ]
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ckpt_eval.metrics.checks import as_features, check_pair
-from ckpt_eval.metrics.registry import CheckpointData, Measure, Notice, Outcome, Quantity
+from ckpt_eval.metrics.registry import OFF, CheckpointData, Measure, Notice, Outcome, Quantity
 
 SIGMA = 10.0  # the reference's _SIGMA
 SCALE = 1000.0  # the reference's _SCALE
@@ -94,24 +94,9 @@ def cmmd_replicates(
     return SCALE * (within_real + within_fake - 2.0 * (c @ cross) / total)
 
 
-OFF = "off"
-
-
 def missing(data: CheckpointData) -> str | None:
-    """Why CMMD cannot be computed for this checkpoint: None when it can, OFF when the extractor
-    is not enabled (nothing to say), else the reason the report gives."""
-    status: Mapping[str, Any] | None = data.status.get(EXTRACTOR)
-    if status is None and EXTRACTOR not in data.features:
-        return OFF
-    if status is not None and not status.get("available", True):
-        return str(status.get("reason") or "its model could not be loaded").rstrip(". ")
-    if not data.has(EXTRACTOR, "image"):
-        return "the checkpoint's CMMD feature file holds no image embeddings"
-    if not data.has(EXTRACTOR, "image", real=True):
-        return "no CMMD embeddings of the real set"
-    if data.n == 0:
-        return "the checkpoint has no images"
-    return None
+    """Why it cannot be computed for this checkpoint (see `CheckpointData.missing`)."""
+    return data.missing(EXTRACTOR, "CMMD", ("image",), real=True)
 
 
 def _compute(data: CheckpointData) -> Outcome:

@@ -36,6 +36,7 @@ from ckpt_eval.metrics.fid import fid_replicates, frechet_distance_to_rows, stat
 from ckpt_eval.metrics.kid import kid, kid_replicates
 from ckpt_eval.metrics.memorization import nearest_real
 from ckpt_eval.metrics.registry import (
+    OFF,
     CheckpointData,
     Measure,
     Notice,
@@ -46,7 +47,6 @@ from ckpt_eval.metrics.registry import (
 
 EXTRACTOR = "dinov2"
 DEFAULT_MODEL = "facebook/dinov2-base"
-OFF = "off"
 FIELDS = (
     "fd_dinov2",
     "kd_dinov2_mean",
@@ -58,22 +58,8 @@ FIELDS = (
 
 
 def missing(data: CheckpointData) -> str | None:
-    """Why the DINOv2 metrics cannot be computed for this checkpoint: None when they can, OFF
-    when the extractor is not enabled (nothing to say), else the reason the report gives."""
-    status: Mapping[str, Any] | None = data.status.get(EXTRACTOR)
-    if status is None and EXTRACTOR not in data.features:
-        return OFF
-    if status is not None and not status.get("available", True):
-        return str(status.get("reason") or "its model could not be loaded").rstrip(". ")
-    if not data.has(EXTRACTOR, "image"):
-        return "the checkpoint's DINOv2 feature file holds no image features"
-    if not data.has(EXTRACTOR, "image", real=True):
-        return "no DINOv2 features of the real set"
-    if len(data.real_features[EXTRACTOR]["image"]) < 2:
-        return "fewer than 2 real images have DINOv2 features"
-    if data.n == 0:
-        return "the checkpoint has no images"
-    return None
+    """Why it cannot be computed for this checkpoint (see `CheckpointData.missing`)."""
+    return data.missing(EXTRACTOR, "DINOv2", ("image",), real=True)
 
 
 def _sets(data: CheckpointData) -> tuple[np.ndarray, np.ndarray]:

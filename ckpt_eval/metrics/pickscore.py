@@ -24,6 +24,7 @@ import numpy as np
 from ckpt_eval.metrics.checks import as_features
 from ckpt_eval.metrics.clip_score import per_prompt, summarise
 from ckpt_eval.metrics.registry import (
+    OFF,
     CheckpointData,
     Measure,
     Notice,
@@ -35,7 +36,6 @@ from ckpt_eval.metrics.registry import (
 EXTRACTOR = "pickscore"
 DEFAULT_MODEL = "yuvalkirstain/PickScore_v1"
 DEFAULT_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
-OFF = "off"
 FIELDS = ("pickscore_mean", "pickscore_std")
 
 
@@ -55,19 +55,8 @@ def pickscores(image_emb: np.ndarray, text_emb: np.ndarray, logit_scale: Any) ->
 
 
 def missing(data: CheckpointData) -> str | None:
-    """Why PickScore cannot be computed for this checkpoint: None when it can, OFF when the
-    extractor is not enabled (nothing to say), else the reason the report gives."""
-    status: Mapping[str, Any] | None = data.status.get(EXTRACTOR)
-    if status is None and EXTRACTOR not in data.features:
-        return OFF
-    if status is not None and not status.get("available", True):
-        return str(status.get("reason") or "its model could not be loaded").rstrip(". ")
-    absent = [a for a in ("image", "text", "logit_scale") if not data.has(EXTRACTOR, a)]
-    if absent:
-        return f"the checkpoint's PickScore feature file has no {', '.join(absent)}"
-    if data.n == 0:
-        return "the checkpoint has no images"
-    return None
+    """Why it cannot be computed for this checkpoint (see `CheckpointData.missing`)."""
+    return data.missing(EXTRACTOR, "PickScore", ("image", "text", "logit_scale"))
 
 
 def _scores(data: CheckpointData) -> np.ndarray:

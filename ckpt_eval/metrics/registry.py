@@ -28,6 +28,9 @@ import numpy as np
 
 Direction = Literal["lower", "higher"]
 
+# `CheckpointData.missing` when an optional extractor is simply not enabled: no notice is due
+OFF = "off"
+
 
 def lookup(row: Mapping[str, Any] | None, path: str | None) -> Any:
     """The value at a dotted path of a checkpoint's row (`prdc.precision`), None if absent."""
@@ -117,6 +120,28 @@ class CheckpointData:
     features: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
     real_features: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
     status: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def missing(
+        self, extractor: str, label: str, arrays: tuple[str, ...], real: bool = False
+    ) -> str | None:
+        """Why a metric on `extractor`'s `arrays` (and the real set's first one, with `real`)
+        cannot be computed: None when it can, OFF when the extractor is not enabled (nothing
+        to say), else the reason the report gives, naming the features by `label`."""
+        status = self.status.get(extractor)
+        if status is None and extractor not in self.features:
+            return OFF
+        if status is not None and not status.get("available", True):
+            return str(status.get("reason") or "its model could not be loaded").rstrip(". ")
+        absent = [a for a in arrays if not self.has(extractor, a)]
+        if absent:
+            return f"the checkpoint's {label} feature file has no {', '.join(absent)}"
+        if real and not self.has(extractor, arrays[0], real=True):
+            return f"no {label} features of the real set"
+        if real and len(self.real_features[extractor][arrays[0]]) < 2:
+            return f"fewer than 2 real images have {label} features"
+        if self.n == 0:
+            return "the checkpoint has no images"
+        return None
 
     def has(self, extractor: str, array: str, real: bool = False) -> bool:
         """Whether the samples' (or the real set's) `array` of `extractor` was computed."""
