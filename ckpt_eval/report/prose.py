@@ -340,8 +340,12 @@ def methodology(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[tu
     level = _pct(boot["level"])
     weights = {k: result["ranking"]["weights_used"][k] for k in ranking_metrics(result)}
     items = [entry for m in measures() for entry in m.describe(config)]
-    with_interval = _names([q.key for q in quantities() if q.interval])
-    paired = _names([q.key for q in quantities() if q.per_image])
+    # the metrics this run has (an optional model that is off is not described)
+    present = [
+        q for q in quantities() if any(q.value(r) is not None for r in result["checkpoints"])
+    ]
+    with_interval = _names([q.key for q in present if q.interval] or ["fid"])
+    paired = _names([q.key for q in present if q.per_image] or ["clip"])
     bands = [q for q in quantities() if q.band]
     items += [
         (
