@@ -17,6 +17,7 @@ def main(smk) -> None:
         smk.output.json,
         smk.output.csv,
         smk.params.workflow_dir,
+        smk.input.models,
     )
 
 

@@ -457,6 +457,18 @@ def test_a_run_with_every_model_extractor_on_tiny_local_models(
         else:
             real, _ = load_features(out / "features" / key / "real.npz")
             assert real["image"].shape == (4, width)
+    # the new metrics reach the results through the registry, and their models the provenance
+    result = read_json(out / "consolidated_results.json")
+    row = result["checkpoints"][0]
+    for field in ("cmmd", "fd_dinov2", "kd_dinov2_mean", "dino_nearest", "pickscore_mean"):
+        assert isinstance(row[field], float), field
+    recorded = result["provenance"]["models"]
+    assert set(recorded) == {"clip", "cmmd", "dinov2", "pickscore"}
+    for key in ("cmmd", "dinov2", "pickscore"):
+        assert recorded[key]["available"] is True and recorded[key]["weights_sha256"]
+        assert recorded[key]["model"] == str(models[key])
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "| CMMD |" in report or " CMMD " in report
     # the workflow's feature files are the jobs' own: the same numbers as calling them here
     monkeypatch.chdir(tmp_path)  # the manifests' paths are relative to the project
     status = out / "features" / "dinov2" / "model.json"

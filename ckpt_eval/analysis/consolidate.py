@@ -247,6 +247,12 @@ def consolidate(
     }
 
 
+def model_provenance(status: dict[str, Any]) -> dict[str, Any]:
+    """What a model extractor's status file says about the weights its numbers came from."""
+    keys = ("available", "model", "revision", "weights_sha256", "processor", "reason")
+    return {key: status.get(key) for key in keys}
+
+
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     """One checkpoint as the CSV's columns: nested intervals and analyses as plain numbers."""
     return {column: lookup(row, path) for column, path in csv_columns()}
@@ -271,6 +277,7 @@ def consolidate_files(
     out_json: str,
     out_csv: str,
     workflow_dir: str | None = None,
+    model_statuses: list[str] | None = None,
 ) -> None:
     from ckpt_eval.config import config_hash
     from ckpt_eval.features.cache import load_features, load_meta
@@ -298,6 +305,11 @@ def consolidate_files(
             "preprocessing": real_meta["preprocessing"],
             "clip": clip_text,
             **clip_source(status),
+            # every model extractor's model as loaded (or why not): model, revision, weights
+            "models": {
+                Path(path).parent.name: model_provenance(read_json(path))
+                for path in model_statuses or []
+            },
         },
         workflow_dir,
     )

@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 from ckpt_eval.config import validate_config
 from ckpt_eval.inputs.discover import list_images
 from ckpt_eval.analysis.checkpoint import analysis_settings
-from ckpt_eval.features.extractors import feature_paths
+from ckpt_eval.features.extractors import feature_paths, model_extractors
 from ckpt_eval.generate.plan import generation_plan
 from ckpt_eval.features.inception_id import weights_path
 from ckpt_eval.inputs.layouts import checkpoint_prompts as prompts_by_checkpoint
@@ -41,6 +41,7 @@ INCEPTION_WEIGHTS = str(weights_path(config["fid"]["inception_weights"]))
 ANALYSIS = analysis_settings(config)
 PROMPTS = GENERATE.prompts() if GENERATE else prompts_by_checkpoint(SAMPLES, config)
 SEEDS = seeds_by_checkpoint(SAMPLES)
+MODEL_STATUSES = [f"{OUT}/features/{e.key}/model.json" for e in model_extractors(config)]
 PROMPT_SOURCE = (
     GENERATE.prompt_source
     if GENERATE

@@ -5,6 +5,8 @@ rule consolidate:
         manifests=per_checkpoint(f"{OUT}/manifests/checkpoint_{{ckpt}}.json"),
         inception_real=f"{OUT}/features/inception/real.npz",
         clip_status=f"{OUT}/features/clip/model.json",
+        # each model extractor's status: which weights its numbers came from
+        models=MODEL_STATUSES,
     output:
         json=report(
             f"{OUT}/consolidated_results.json",
