@@ -390,3 +390,39 @@ def test_overfitting_with_best_fid_zero() -> None:
     result = overfitting(rows, 0.1)
     assert result["flagged"] is True
     assert result["best_fid_checkpoint"] == "step-100"
+
+
+def test_more_near_copies_is_fishers_one_sided_exact_test() -> None:
+    from scipy.stats import fisher_exact
+
+    from ckpt_eval.analysis.ranking import more_copies_p
+
+    for later, best in [
+        ((5, 32), (1, 32)),
+        ((2, 32), (2, 32)),
+        ((12, 40), (0, 40)),
+        ((0, 8), (3, 8)),
+    ]:
+        table = [[later[0], later[1] - later[0]], [best[0], best[1] - best[0]]]
+        expected = fisher_exact(table, alternative="greater").pvalue
+        assert more_copies_p(later, best) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_memorization_flag_without_a_rise_is_not_overfitting() -> None:
+    """Two checkpoints with 2 near copies of 32 each both pass a 5% flag share; the later one
+    has no more than the best: no overfitting. With 9 of 32 it has significantly more."""
+
+    def screen(n_flagged: int) -> dict[str, Any]:
+        share = n_flagged / 32
+        return {
+            "inception": {"share_flagged": share, "n_flagged": n_flagged},
+            "flagged": ["inception"],
+        }
+
+    rows = [_row("step-100", 30.0, n_images=32), _row("step-200", 31.0, n_images=32)]
+    rows[0]["memorization"], rows[1]["memorization"] = screen(2), screen(2)
+    assert overfitting(rows, 0.1)["flagged"] is False
+    rows[1]["memorization"] = screen(9)
+    found = overfitting(rows, 0.1)
+    assert found["flagged"] and found["memorized_after"][0]["checkpoint"] == "step-200"
+    assert found["memorized_after"][0]["p"] < 0.05

@@ -3,6 +3,7 @@ codes, numbers); `ckpt_eval.report.prose` turns them into the reasons people rea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -194,7 +195,7 @@ def recommend(
     )
     if reference is not None:
         facts["versus_reference"] = versus_reference(chosen)
-    facts["overfitting"] = overfitting(rows, overfit_share)
+    facts["overfitting"] = overfitting(rows, overfit_share, 1.0 - (level or 0.95))
     return facts
 
 
@@ -239,12 +240,43 @@ def _significantly_worse(row: dict[str, Any], best: dict[str, Any], key: str) ->
     return bool(comparison["significant"] and comparison["better"] == best["name"])
 
 
-def overfitting(rows: list[dict[str, Any]], share: float) -> dict[str, Any]:
+def near_copies(row: dict[str, Any]) -> tuple[int, int]:
+    """(near copies in Inception space, samples) of a checkpoint; (0, n) without a screen."""
+    screen = (row.get("memorization") or {}).get("inception") or {}
+    n = int(row.get("n_images") or 0)
+    count = screen.get("n_flagged")
+    if count is None:
+        count = round(float(screen.get("share_flagged") or 0.0) * n)
+    return int(count), n
+
+
+def more_copies_p(later: tuple[int, int], best: tuple[int, int]) -> float:
+    """One-sided Fisher exact p that the later checkpoint has more near copies than the best.
+
+    A screen flag alone is no sign of a change: photos of one scene make near copies by chance
+    (a few percent of crops do), and two checkpoints of equal quality would be "memorized after
+    the best" as often as either passes the flag share. The count has to rise.
+    """
+    (a, n1), (b, n2) = later, best
+    total, copies = n1 + n2, a + b
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    denominator = math.comb(total, n1)
+    tail = sum(
+        math.comb(copies, k) * math.comb(total - copies, n1 - k)
+        for k in range(a, min(copies, n1) + 1)
+    )
+    return tail / denominator
+
+
+def overfitting(rows: list[dict[str, Any]], share: float, alpha: float = 0.05) -> dict[str, Any]:
     """Flag the overfitting metric (FID) worsening after its best checkpoint, and memorization
     after it.
 
     Worse by more than `share`, and significantly worse where the rows carry the comparison
-    (`vs_best_fid`). Memorization: a later checkpoint whose screen flagged it.
+    (`vs_best_fid`). Memorization: a later checkpoint whose screen flagged it and that has
+    significantly more near copies than the best checkpoint (`more_copies_p` below `alpha`,
+    Bonferroni over the later checkpoints).
     """
     q = next(q for q in quantities() if q.overfitting)
     with_value = sorted(
@@ -282,15 +314,21 @@ def overfitting(rows: list[dict[str, Any]], share: float) -> dict[str, Any]:
         if worse_by(q.value(r)) > abs(best_value) * share
         and _significantly_worse(r, best, q.key) is not False
     ]
-    memorized = [
-        {
-            "checkpoint": r["name"],
-            "share": r["memorization"]["inception"]["share_flagged"],
-            "spaces": r["memorization"]["flagged"],
-        }
-        for r in later
-        if (r.get("memorization") or {}).get("flagged")
-    ]
+    before = near_copies(best)
+    memorized = []
+    for r in later:
+        if not (r.get("memorization") or {}).get("flagged"):
+            continue
+        p = more_copies_p(near_copies(r), before)
+        if p < alpha / max(len(later), 1):
+            memorized.append(
+                {
+                    "checkpoint": r["name"],
+                    "share": r["memorization"]["inception"]["share_flagged"],
+                    "spaces": r["memorization"]["flagged"],
+                    "p": p,
+                }
+            )
     facts.update(
         flagged=bool(worse or memorized),
         best_fid_checkpoint=best["name"],

@@ -397,7 +397,8 @@ def methodology(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[tu
             f"flagged when a checkpoint after the best-{anchor().label} one has an "
             f"{anchor().label} worse by more than {_pct(config['ranking']['overfit_share'])} and "
             "significantly so (where intervals exist), or when the memorization screen flags a "
-            "checkpoint after it.",
+            "checkpoint after it that also has significantly more near copies than the best "
+            "one (one-sided Fisher exact test; a flag alone can come from chance near copies).",
         ),
         (
             "Quality bands",
