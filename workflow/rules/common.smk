@@ -41,7 +41,9 @@ INCEPTION_WEIGHTS = str(weights_path(config["fid"]["inception_weights"]))
 ANALYSIS = analysis_settings(config)
 PROMPTS = GENERATE.prompts() if GENERATE else prompts_by_checkpoint(SAMPLES, config)
 SEEDS = seeds_by_checkpoint(SAMPLES)
-MODEL_STATUSES = [f"{OUT}/features/{e.key}/model.json" for e in model_extractors(config)]
+MODEL_STATUSES = [
+    f"{OUT}/features/{e.key}/model.json" for e in model_extractors(config)
+]
 PROMPT_SOURCE = (
     GENERATE.prompt_source
     if GENERATE
