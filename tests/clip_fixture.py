@@ -18,6 +18,10 @@ nested in it; no separate ``preprocessor_config.json``, ``vocab.json`` or ``merg
 ``CLIPImageProcessor``/``AutoImageProcessor``/``AutoTokenizer.from_pretrained(folder)`` load
 them too. ``CLIPImageProcessor`` is the torchvision backend in transformers 5.
 
+``hub_offline(monkeypatch)`` puts the hub in offline mode for one test (a model loads from its
+folder or not at all); a test module makes it its fixture with
+``offline = pytest.fixture(hub_offline)``.
+
 Tokenizer: the vocabulary is built by hand like CLIP's: the 256 byte-level symbols, the same
 256 symbols with ``</w>``, a few hundred BPE merges learned (deterministically, in pure
 Python) from a handful of sentences, and finally ``<|startoftext|>`` and ``<|endoftext|>`` as
@@ -68,6 +72,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import (
     CLIPConfig,
@@ -273,6 +278,15 @@ def make_tiny_clip_processor(folder: Path, image_size: int = IMAGE_SIZE) -> Path
         folder
     )
     return folder
+
+
+def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hub offline mode: the env vars plus the constant huggingface_hub read at import time."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
 def as_embedding(out: object) -> torch.Tensor:

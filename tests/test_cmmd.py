@@ -5,23 +5,20 @@ resampled rows, and end to end through the registry (JSON, CSV, charts, both rep
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from checkpoint_eval import config, evaluate_arrays, evaluate_small, through_every_output, write_png
 
 from ckpt_eval.analysis.bootstrap import resample_counts
-from ckpt_eval.analysis.checkpoint import analysis_settings, base_result, evaluate
-from ckpt_eval.analysis.consolidate import consolidate, csv_columns, write_csv
-from ckpt_eval.config import validate_config
+from ckpt_eval.analysis.checkpoint import analysis_settings
+from ckpt_eval.analysis.consolidate import csv_columns
 from ckpt_eval.metrics.cmmd import MEASURE, cmmd, cmmd_replicates
-from ckpt_eval.metrics.registry import CheckpointData, measures, quantity
+from ckpt_eval.metrics.registry import measures, quantity
 from ckpt_eval.report.prose import notice_text
-from ckpt_eval.report.render import charts, render
 
 RTOL = 1e-10
 
@@ -184,67 +181,12 @@ def test_replicates_equal_recomputation_on_the_resampled_rows() -> None:
 
 
 def _config(**extra: Any) -> dict[str, Any]:
-    return validate_config(
-        {
-            "run": "cmmd",
-            "real_images": "real",
-            "samples": {"root": "s"},
-            "prompts": "p.csv",
-            "bootstrap": {"resamples": 200},
-            "kid": {"subsets": 5, "subset_size": 10},
-            "ranking": {"weights": {"fid": 0.5, "cmmd": 0.5}},
-            **extra,
-        }
+    return config(
+        bootstrap={"resamples": 200},
+        kid={"subsets": 5, "subset_size": 10},
+        ranking={"weights": {"fid": 0.5, "cmmd": 0.5}},
+        **extra,
     )
-
-
-def _checkpoint(
-    name: str,
-    fake: np.ndarray,
-    real: np.ndarray,
-    png: Path,
-    settings: dict[str, Any],
-    features: dict[str, Any],
-    real_features: dict[str, Any],
-    status: dict[str, Any],
-):
-    """A CheckpointData by hand (Inception arrays plus the extractors') and its base result."""
-    images = [
-        {"file": f"{i}.png", "path": str(png), "sha256": f"{name}-{i}", "width": 8, "height": 8}
-        for i in range(len(real))
-    ]
-    samples = [{**i, "sha256": f"s{name}-{k}"} for k, i in enumerate(images[: len(fake)])]
-    pairs = [
-        {"file": i["file"], "prompt": f"prompt {k % 4}", "fallback": False}
-        for k, i in enumerate(samples)
-    ]
-    clip = {"available": False, "reason": "off"}
-    data = CheckpointData(
-        name=name,
-        real=real,
-        real_stats=None,
-        n_real=len(real),
-        fake=fake,
-        clip=clip,
-        real_clip={},
-        per_image=pairs,
-        sample_images=samples,
-        real_images=images,
-        all_real_images=images,
-        settings=settings,
-        features=features,
-        real_features=real_features,
-        status=status,
-    )
-    manifest = {"name": name, "images": samples}
-    pair_file = {"pairs": pairs, "fallback_count": 0, "prompts_without_image": []}
-    return data, base_result(manifest, pair_file, len(real), clip)
-
-
-def _png(tmp_path: Path) -> Path:
-    png = tmp_path / "img.png"
-    Image.new("RGB", (8, 8), (90, 120, 150)).save(png)
-    return png
 
 
 def test_registry_lists_cmmd() -> None:
@@ -261,83 +203,55 @@ def test_registry_lists_cmmd() -> None:
 
 
 def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
-    config = _config(cmmd={"enabled": True})
-    settings = analysis_settings(config)
+    run_config = _config(cmmd={"enabled": True})
+    settings = analysis_settings(run_config)
     rng = np.random.default_rng(0)
     real = rng.normal(size=(30, 8))
     real_clip = _embeddings(30, 16, seed=20)
-    png = _png(tmp_path)
+    png = write_png(tmp_path)
     rows, replicates = [], {}
     # the CLIP embeddings drift further from the real set: step-100 best, step-300 worst
     for name, shift in (("step-100", 0.0), ("step-200", 1.5), ("step-300", 3.0)):
         fake = rng.normal(size=(20, 8))
         emb = _embeddings(20, 16, seed=21 + int(shift * 10), shift=shift)
-        data, result = _checkpoint(
+        row, reps = evaluate_arrays(
             name,
             fake,
             real,
-            png,
             settings,
-            {"inception": {"inception": fake}, "cmmd": {"image": emb}},
-            {"inception": {"inception": real}, "cmmd": {"image": real_clip}},
-            {"cmmd": {"available": True, "reason": None, "truncated": []}},
+            image=png,
+            prompts=[f"prompt {k % 4}" for k in range(20)],
+            features={"cmmd": {"image": emb}},
+            real_features={"cmmd": {"image": real_clip}},
+            status={"cmmd": {"available": True, "reason": None, "truncated": []}},
         )
-        result, reps = evaluate(data, result)
-        row = result.to_json()
         assert row["cmmd"] == pytest.approx(_written_out(real_clip, emb), rel=RTOL)
         assert row["cmmd_ci"]["low"] < row["cmmd"] < row["cmmd_ci"]["high"]
         assert len(reps["cmmd"]) == 200
         assert not [n for n in row["notices"] if n["code"].startswith("cmmd")]
         rows.append(row)
         replicates[name] = reps
-    provenance = {
-        "packages": {"numpy": "2"},
-        "python": "3.11",
-        "config_sha256": "x",
-        "seed": 0,
-        "generated_at": "now",
-        "device": "cpu",
-        "inception_weights_sha256": "w",
-        "clip": "not computed",
-        "workflow_commit": None,
-    }
-    result = consolidate(rows, config, provenance, replicates)
-    by_name = {r["name"]: r for r in result["checkpoints"]}
-    assert result["ranking"]["weights_used"]["metrics"] == ["fid", "cmmd"]
+    out = through_every_output(rows, replicates, run_config, tmp_path)
+    by_name = out.by_name
+    assert out.result["ranking"]["weights_used"]["metrics"] == ["fid", "cmmd"]
     assert by_name["step-300"]["vs_top"]["cmmd"]["significant"]
     names = [c for c, _ in csv_columns()]
     assert "cmmd" in names and "cmmd_ci_low" in names
-    write_csv(result, tmp_path / "m.csv")
-    with open(tmp_path / "m.csv", encoding="utf-8") as handle:
-        table = list(csv.DictReader(handle))
-    assert [float(r["cmmd"]) for r in table] == pytest.approx(
+    assert [float(r["cmmd"]) for r in out.table] == pytest.approx(
         [by_name[n]["cmmd"] for n in ("step-100", "step-200", "step-300")]
     )
-    pngs = charts(result)
-    assert pngs["cmmd"].startswith(b"\x89PNG")
-    markdown, html = render(result, config, {}, pngs, {})
-    for text in (markdown, html):
+    assert out.pngs["cmmd"].startswith(b"\x89PNG")
+    for text in (out.markdown, out.html):
         assert "CMMD" in text and "CMMD − top" in text
         assert "σ = 10" in text and "openai/clip-vit-large-patch14-336" in text
-    assert f"{by_name['step-100']['cmmd']:.3f}" in markdown
+    assert f"{by_name['step-100']['cmmd']:.3f}" in out.markdown
 
 
 def _one(status: dict[str, Any], features: dict[str, Any], real_features: dict[str, Any]):
     settings = analysis_settings(_config())
-    rng = np.random.default_rng(1)
-    real, fake = rng.normal(size=(20, 6)), rng.normal(size=(12, 6))
-    data, result = _checkpoint(
-        "step-1",
-        fake,
-        real,
-        Path("unused.png"),
-        settings,
-        {"inception": {"inception": fake}, **features},
-        {"inception": {"inception": real}, **real_features},
-        status,
+    return evaluate_small(
+        settings, 1, status=status, features=features, real_features=real_features
     )
-    result, reps = evaluate(data, result)
-    return result.to_json(), reps
 
 
 def test_off_is_quiet_and_unavailable_says_why() -> None:

@@ -11,7 +11,6 @@ the same numbers (to float32 rounding and the subsets' seeds).
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 from pathlib import Path
@@ -19,18 +18,23 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from checkpoint_eval import (
+    checkpoint_from_arrays,
+    config,
+    evaluate_arrays,
+    evaluate_small,
+    through_every_output,
+    write_png,
+)
 from scipy import linalg
 
 from ckpt_eval.analysis.bootstrap import resample_counts
-from ckpt_eval.analysis.checkpoint import analysis_settings, base_result, evaluate
-from ckpt_eval.analysis.consolidate import consolidate, csv_columns, write_csv
-from ckpt_eval.config import validate_config
+from ckpt_eval.analysis.checkpoint import analysis_settings
+from ckpt_eval.analysis.consolidate import csv_columns
 from ckpt_eval.metrics.dinov2 import MEASURE
 from ckpt_eval.metrics.fid import frechet_distance, frechet_distance_to_rows, statistics
 from ckpt_eval.metrics.kid import kid, kid_replicates
-from ckpt_eval.metrics.registry import CheckpointData, measures, quantity
-from ckpt_eval.report.render import charts, render
+from ckpt_eval.metrics.registry import measures, quantity
 
 
 def _features(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -184,65 +188,14 @@ def _cosine_nearest_loop(fake: np.ndarray, real: np.ndarray) -> list[float]:
 
 
 def _config(**extra: Any) -> dict[str, Any]:
-    return validate_config(
-        {
-            "run": "dino",
-            "real_images": "real",
-            "samples": {"root": "s"},
-            "prompts": "p.csv",
-            "bootstrap": {"resamples": 200},
-            "kid": {"subsets": 20, "subset_size": 1000},
-            "ranking": {"weights": {"fid": 0.4, "kd_dinov2": 0.3, "fd_dinov2": 0.3}},
-            **extra,
-        }
+    return config(
+        bootstrap={"resamples": 200},
+        kid={"subsets": 20, "subset_size": 1000},
+        ranking={"weights": {"fid": 0.4, "kd_dinov2": 0.3, "fd_dinov2": 0.3}},
+        **extra,
     )
 
 
-def _checkpoint(name, fake, real, png, settings, features, real_features, status):
-    """A CheckpointData by hand (Inception arrays plus the extractors') and its base result."""
-    images = [
-        {"file": f"{i}.png", "path": str(png), "sha256": f"r{i}", "width": 8, "height": 8}
-        for i in range(len(real))
-    ]
-    samples = [{**i, "sha256": f"{name}-{k}"} for k, i in enumerate(images[: len(fake)])]
-    pairs = [
-        {"file": i["file"], "prompt": f"prompt {k % 4}", "fallback": False}
-        for k, i in enumerate(samples)
-    ]
-    clip = {"available": False, "reason": "off"}
-    data = CheckpointData(
-        name=name,
-        real=real,
-        real_stats=None,
-        n_real=len(real),
-        fake=fake,
-        clip=clip,
-        real_clip={},
-        per_image=pairs,
-        sample_images=samples,
-        real_images=images,
-        all_real_images=images,
-        settings=settings,
-        features=features,
-        real_features=real_features,
-        status=status,
-    )
-    manifest = {"name": name, "images": samples}
-    pair_file = {"pairs": pairs, "fallback_count": 0, "prompts_without_image": []}
-    return data, base_result(manifest, pair_file, len(real), clip)
-
-
-PROVENANCE = {
-    "packages": {"numpy": "2"},
-    "python": "3.11",
-    "config_sha256": "x",
-    "seed": 0,
-    "generated_at": "now",
-    "device": "cpu",
-    "inception_weights_sha256": "w",
-    "clip": "not computed",
-    "workflow_commit": None,
-}
 OK = {"dinov2": {"available": True, "reason": None, "truncated": []}}
 
 
@@ -271,29 +224,27 @@ def test_registry_lists_the_dinov2_quantities() -> None:
 
 
 def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
-    config = _config(dinov2={"enabled": True})
-    settings = analysis_settings(config)
+    run_config = _config(dinov2={"enabled": True})
+    settings = analysis_settings(run_config)
     rng = np.random.default_rng(0)
     real = rng.normal(size=(30, 8))
     real_dino = _features(40, 12, seed=10)
-    png = tmp_path / "img.png"
-    Image.new("RGB", (8, 8), (90, 120, 150)).save(png)
+    png = write_png(tmp_path)
     rows, replicates = [], {}
     for name, shift in (("step-100", 0.0), ("step-200", 0.6), ("step-300", 1.2)):
         fake = rng.normal(size=(24, 8))
         dino = _features(24, 12, seed=11 + int(10 * shift), shift=shift)
-        data, result = _checkpoint(
+        row, reps = evaluate_arrays(
             name,
             fake,
             real,
-            png,
             settings,
-            {"inception": {"inception": fake}, "dinov2": {"image": dino}},
-            {"inception": {"inception": real}, "dinov2": {"image": real_dino}},
-            OK,
+            image=png,
+            prompts=[f"prompt {k % 4}" for k in range(24)],
+            features={"dinov2": {"image": dino}},
+            real_features={"dinov2": {"image": real_dino}},
+            status=OK,
         )
-        result, reps = evaluate(data, result)
-        row = result.to_json()
         # the values are FID's, KID's and the brute-force nearest cosine on these features
         assert row["fd_dinov2"] == pytest.approx(
             frechet_distance(*statistics(real_dino), *statistics(dino)), rel=1e-9
@@ -312,9 +263,9 @@ def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
         assert not [n for n in row["notices"] if n["code"].startswith("dinov2")]
         rows.append(row)
         replicates[name] = reps
-    result = consolidate(rows, config, PROVENANCE, replicates)
-    by_name = {r["name"]: r for r in result["checkpoints"]}
-    assert result["ranking"]["weights_used"]["metrics"] == ["fid", "kd_dinov2", "fd_dinov2"]
+    out = through_every_output(rows, replicates, run_config, tmp_path)
+    by_name = out.by_name
+    assert out.result["ranking"]["weights_used"]["metrics"] == ["fid", "kd_dinov2", "fd_dinov2"]
     top = by_name["step-300"]["vs_top"]
     assert {"fd_dinov2", "kd_dinov2"} <= set(top) and "dino_nearest" not in top
     assert top["kd_dinov2"]["significant"] and top["fd_dinov2"]["significant"]
@@ -322,21 +273,16 @@ def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
     for column in ("fd_dinov2", "kd_dinov2_mean", "kd_dinov2_std", "dino_nearest"):
         assert column in names
     assert names.index("kd_dinov2_mean") < names.index("score") < names.index("dino_nearest")
-    write_csv(result, tmp_path / "m.csv")
-    with open(tmp_path / "m.csv", encoding="utf-8") as handle:
-        table = list(csv.DictReader(handle))
-    assert [float(r["kd_dinov2_mean"]) for r in table] == pytest.approx(
+    assert [float(r["kd_dinov2_mean"]) for r in out.table] == pytest.approx(
         [by_name[n]["kd_dinov2_mean"] for n in ("step-100", "step-200", "step-300")]
     )
-    pngs = charts(result)
-    assert {"fd_dinov2", "kd_dinov2", "dino_nearest"} <= set(pngs)
-    markdown, html = render(result, config, {}, pngs, {})
-    for text in (markdown, html):
+    assert {"fd_dinov2", "kd_dinov2", "dino_nearest"} <= set(out.pngs)
+    for text in (out.markdown, out.html):
         for label in ("FD-DINOv2", "KD-DINOv2", "DINOv2 nearest-real similarity"):
             assert label in text
         assert "FD-DINOv2 − top" in text and "facebook/dinov2-base" in text
-    assert f"{by_name['step-100']['kd_dinov2_mean']:.4f}" in markdown
-    assert f"{by_name['step-100']['dino_nearest']:.3f}" in markdown
+    assert f"{by_name['step-100']['kd_dinov2_mean']:.4f}" in out.markdown
+    assert f"{by_name['step-100']['dino_nearest']:.3f}" in out.markdown
 
 
 def _explicit_kd(real: np.ndarray, rows: np.ndarray, source: np.ndarray) -> float:
@@ -357,18 +303,16 @@ def _explicit_kd(real: np.ndarray, rows: np.ndarray, source: np.ndarray) -> floa
 def test_replicates_equal_recomputation_on_the_resampled_rows() -> None:
     real_dino = _features(15, 6, seed=20)
     dino = _features(12, 6, seed=21, shift=0.5)
-    settings = analysis_settings(_config())
     rng = np.random.default_rng(1)
     fake = rng.normal(size=(12, 4))
-    data, _ = _checkpoint(
+    data, _ = checkpoint_from_arrays(
         "step-1",
         fake,
         rng.normal(size=(20, 4)),
-        Path("unused.png"),
-        settings,
-        {"inception": {"inception": fake}, "dinov2": {"image": dino}},
-        {"dinov2": {"image": real_dino}},
-        OK,
+        analysis_settings(_config()),
+        features={"dinov2": {"image": dino}},
+        real_features={"dinov2": {"image": real_dino}},
+        status=OK,
     )
     counts = resample_counts(12, 6, np.random.default_rng(2))
     reps = MEASURE.replicates(data, counts)
@@ -390,20 +334,9 @@ def test_replicates_equal_recomputation_on_the_resampled_rows() -> None:
 
 def _one(status, features, real_features):
     settings = analysis_settings(_config())
-    rng = np.random.default_rng(3)
-    real, fake = rng.normal(size=(20, 6)), rng.normal(size=(12, 6))
-    data, result = _checkpoint(
-        "step-1",
-        fake,
-        real,
-        Path("unused.png"),
-        settings,
-        {"inception": {"inception": fake}, **features},
-        {"inception": {"inception": real}, **real_features},
-        status,
+    return evaluate_small(
+        settings, 3, status=status, features=features, real_features=real_features
     )
-    result, reps = evaluate(data, result)
-    return result.to_json(), reps
 
 
 def test_off_is_quiet_and_unavailable_says_why() -> None:

@@ -36,9 +36,21 @@ from ckpt_eval.inputs.prompts import pair_prompts
 from ckpt_eval.jsonio import read_json, write_json
 
 try:  # tests/ as a package
-    from .clip_fixture import PROJECTION_DIM, as_embedding, make_tiny_clip, make_tiny_clip_processor
+    from .clip_fixture import (
+        PROJECTION_DIM,
+        as_embedding,
+        hub_offline,
+        make_tiny_clip,
+        make_tiny_clip_processor,
+    )
 except ImportError:  # rootdir-less import (tests/ on sys.path, no __init__.py)
-    from clip_fixture import PROJECTION_DIM, as_embedding, make_tiny_clip, make_tiny_clip_processor
+    from clip_fixture import (
+        PROJECTION_DIM,
+        as_embedding,
+        hub_offline,
+        make_tiny_clip,
+        make_tiny_clip_processor,
+    )
 
 LONG_PROMPT = " ".join(f"word{i % 7} photograph" for i in range(100))  # > 77 tokens
 CMMD_SIZE = 42  # the tiny CMMD CLIP's image size (ViT-L/14@336 in real life): 3 x 3 patches of 14
@@ -77,14 +89,7 @@ def make_tiny_dinov2(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hub offline mode: the env vars plus the constant huggingface_hub read at import time."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+offline = pytest.fixture(hub_offline)
 
 
 @pytest.fixture(scope="module")

@@ -21,22 +21,15 @@ from ckpt_eval.inputs.prompts import pair_prompts
 from ckpt_eval.jsonio import read_json, write_json
 
 try:  # tests/ as a package
-    from .clip_fixture import PROJECTION_DIM
+    from .clip_fixture import PROJECTION_DIM, hub_offline
 except ImportError:  # rootdir-less import (tests/ on sys.path, no __init__.py)
-    from clip_fixture import PROJECTION_DIM
+    from clip_fixture import PROJECTION_DIM, hub_offline
 
 CPU = torch.device("cpu")
 LONG_PROMPT = " ".join(f"word{i % 7} photograph" for i in range(100))  # 200 words, > 77 tokens
 
 
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hub offline mode: the env vars plus the constant huggingface_hub read at import time."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+offline = pytest.fixture(hub_offline)
 
 
 @pytest.fixture(scope="module")

@@ -4,22 +4,19 @@ end through the registry (paired comparisons, ranking, CSV, charts, both reports
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from checkpoint_eval import checkpoint_from_arrays, config, through_every_output, write_png
 
 from ckpt_eval.analysis.bootstrap import resample_counts
-from ckpt_eval.analysis.checkpoint import analysis_settings, base_result, evaluate
-from ckpt_eval.analysis.consolidate import consolidate, csv_columns, write_csv
-from ckpt_eval.config import validate_config
+from ckpt_eval.analysis.checkpoint import analysis_settings, evaluate
+from ckpt_eval.analysis.consolidate import csv_columns
 from ckpt_eval.metrics.pickscore import MEASURE, pickscores
-from ckpt_eval.metrics.registry import CheckpointData, measures, quantity
-from ckpt_eval.report.render import charts, render
+from ckpt_eval.metrics.registry import measures, quantity
 
 LOGIT_SCALE = np.array([100.0], np.float32)  # 1 element, as the extractor stores it
 
@@ -84,66 +81,22 @@ def test_rejects_bad_inputs() -> None:
 
 
 def _config(**extra: Any) -> dict[str, Any]:
-    return validate_config(
-        {
-            "run": "pick",
-            "real_images": "real",
-            "samples": {"root": "s"},
-            "prompts": "p.csv",
-            "bootstrap": {"resamples": 200},
-            "kid": {"subsets": 5, "subset_size": 10},
-            "ranking": {"weights": {"fid": 0.5, "pickscore": 0.5}},
-            **extra,
-        }
+    return config(
+        bootstrap={"resamples": 200},
+        kid={"subsets": 5, "subset_size": 10},
+        ranking={"weights": {"fid": 0.5, "pickscore": 0.5}},
+        **extra,
     )
 
 
-PROMPTS = [f"prompt {k % 5}" for k in range(20)]
-
-
-def _checkpoint(name, fake, real, png, settings, features, status):
-    images = [
-        {"file": f"{i}.png", "path": str(png), "sha256": f"r{i}", "width": 8, "height": 8}
-        for i in range(len(real))
-    ]
-    samples = [{**i, "sha256": f"{name}-{k}"} for k, i in enumerate(images[: len(fake)])]
-    pairs = [
-        {"file": i["file"], "prompt": PROMPTS[k], "fallback": False} for k, i in enumerate(samples)
-    ]
-    clip = {"available": False, "reason": "off"}
-    data = CheckpointData(
-        name=name,
-        real=real,
-        real_stats=None,
-        n_real=len(real),
-        fake=fake,
-        clip=clip,
-        real_clip={},
-        per_image=pairs,
-        sample_images=samples,
-        real_images=images,
-        all_real_images=images,
-        settings=settings,
-        features={"inception": {"inception": fake}, **features},
-        real_features={"inception": {"inception": real}},  # PickScore has no real set
-        status=status,
+def _checkpoint(name, fake, real, settings, features, status, image=None):
+    """Every checkpoint's image k has prompt k % 5; PickScore has no real set."""
+    prompts = [f"prompt {k % 5}" for k in range(len(fake))]
+    return checkpoint_from_arrays(
+        name, fake, real, settings, image=image, prompts=prompts, features=features, status=status
     )
-    manifest = {"name": name, "images": samples}
-    pair_file = {"pairs": pairs, "fallback_count": 0, "prompts_without_image": []}
-    return data, base_result(manifest, pair_file, len(real), clip)
 
 
-PROVENANCE = {
-    "packages": {"numpy": "2"},
-    "python": "3.11",
-    "config_sha256": "x",
-    "seed": 0,
-    "generated_at": "now",
-    "device": "cpu",
-    "inception_weights_sha256": "w",
-    "clip": "not computed",
-    "workflow_commit": None,
-}
 OK = {"pickscore": {"available": True, "reason": None, "truncated": []}}
 
 
@@ -162,12 +115,11 @@ def test_registry_lists_pickscore() -> None:
 
 
 def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
-    config = _config(pickscore={"enabled": True})
-    settings = analysis_settings(config)
+    run_config = _config(pickscore={"enabled": True})
+    settings = analysis_settings(run_config)
     rng = np.random.default_rng(0)
     real = rng.normal(size=(30, 8))
-    png = tmp_path / "img.png"
-    Image.new("RGB", (8, 8), (90, 120, 150)).save(png)
+    png = write_png(tmp_path)
     rows, replicates = [], {}
     # the same prompts' embeddings for every checkpoint; the images align better and better
     _, text = _embeddings(20, 16, seed=5)
@@ -175,7 +127,7 @@ def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
         fake = rng.normal(size=(20, 8))
         image = quality * text + np.random.default_rng(6).normal(size=(20, 16)) * 3
         arrays = {"image": image, "text": text, "logit_scale": LOGIT_SCALE}
-        data, result = _checkpoint(name, fake, real, png, settings, {"pickscore": arrays}, OK)
+        data, result = _checkpoint(name, fake, real, settings, {"pickscore": arrays}, OK, png)
         result, reps = evaluate(data, result)
         row = result.to_json()
         expected = _pickscore_reference(image, text, 100.0)
@@ -189,9 +141,9 @@ def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
         assert len(reps["pickscore"]) == 200
         rows.append(row)
         replicates[name] = reps
-    result = consolidate(rows, config, PROVENANCE, replicates)
-    by_name = {r["name"]: r for r in result["checkpoints"]}
-    assert result["ranking"]["weights_used"]["metrics"] == ["fid", "pickscore"]
+    out = through_every_output(rows, replicates, run_config, tmp_path)
+    by_name = out.by_name
+    assert out.result["ranking"]["weights_used"]["metrics"] == ["fid", "pickscore"]
     diff = by_name["step-100"]["vs_top"]["pickscore"]
     # same prompts, same positions: the images are paired, and the difference is clear
     assert diff["pairing"] == "paired" and diff["significant"]
@@ -200,27 +152,22 @@ def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
     )
     names = [c for c, _ in csv_columns()]
     assert names.index("pickscore_mean") < names.index("score") < names.index("pickscore_ci_low")
-    write_csv(result, tmp_path / "m.csv")
-    with open(tmp_path / "m.csv", encoding="utf-8") as handle:
-        table = list(csv.DictReader(handle))
-    assert [float(r["pickscore_mean"]) for r in table] == pytest.approx(
+    assert [float(r["pickscore_mean"]) for r in out.table] == pytest.approx(
         [by_name[n]["pickscore_mean"] for n in ("step-100", "step-200", "step-300")]
     )
-    pngs = charts(result)
-    assert pngs["pickscore"].startswith(b"\x89PNG")
-    markdown, html = render(result, config, {}, pngs, {})
-    for text_ in (markdown, html):
+    assert out.pngs["pickscore"].startswith(b"\x89PNG")
+    for text_ in (out.markdown, out.html):
         assert "PickScore" in text_ and "PickScore − top" in text_
         assert "yuvalkirstain/PickScore_v1" in text_
         assert "laion/CLIP-ViT-H-14-laion2B-s32B-b79K" in text_
-    assert f"{by_name['step-300']['pickscore_mean']:.2f}" in markdown
+    assert f"{by_name['step-300']['pickscore_mean']:.2f}" in out.markdown
 
 
 def _one(features, status):
     settings = analysis_settings(_config())
     rng = np.random.default_rng(3)
     real, fake = rng.normal(size=(20, 6)), rng.normal(size=(12, 6))
-    data, result = _checkpoint("step-1", fake, real, Path("unused.png"), settings, features, status)
+    data, result = _checkpoint("step-1", fake, real, settings, features, status)
     result, reps = evaluate(data, result)
     return data, result.to_json(), reps
 

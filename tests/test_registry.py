@@ -7,7 +7,6 @@ ranked on, written to the CSV, charted, and shown in both renderings of the repo
 
 from __future__ import annotations
 
-import csv
 import sys
 import textwrap
 from pathlib import Path
@@ -15,16 +14,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from checkpoint_eval import config, evaluate_arrays, through_every_output, write_png
 
 import ckpt_eval.metrics as metrics_package
-from ckpt_eval.analysis.checkpoint import analysis_settings, base_result, evaluate
-from ckpt_eval.analysis.consolidate import consolidate, csv_columns, write_csv
-from ckpt_eval.config import validate_config
+from ckpt_eval.analysis.checkpoint import analysis_settings
+from ckpt_eval.analysis.consolidate import csv_columns
 from ckpt_eval.metrics import registry
-from ckpt_eval.metrics.registry import CheckpointData, lookup, measures, quantities, quantity
+from ckpt_eval.metrics.registry import lookup, measures, quantities, quantity
 from ckpt_eval.report.prose import NOTICES, notice_text
-from ckpt_eval.report.render import charts, render
 
 TOY = textwrap.dedent(
     '''
@@ -113,39 +110,7 @@ def test_lookup_follows_dotted_paths() -> None:
 
 
 def _config() -> dict[str, Any]:
-    return validate_config(
-        {
-            "run": "toy",
-            "real_images": "real",
-            "samples": {"root": "s"},
-            "prompts": "p.csv",
-            "bootstrap": {"resamples": 200},
-            "ranking": {"weights": {"fid": 0.5, "toy": 0.5}},
-        }
-    )
-
-
-def _data(name: str, fake: np.ndarray, real: np.ndarray, images: list[dict[str, Any]], settings):
-    """`images` describe the real rows; the samples are the first len(fake) of them."""
-    samples = images[: len(fake)]
-    pairs = [{"file": i["file"], "prompt": "a photo", "fallback": False} for i in samples]
-    data = CheckpointData(
-        name=name,
-        real=real,
-        real_stats=None,
-        n_real=len(real),
-        fake=fake,
-        clip={"available": False, "reason": "off"},
-        real_clip={},
-        per_image=pairs,
-        sample_images=samples,
-        real_images=images,
-        all_real_images=images,
-        settings=settings,
-    )
-    manifest = {"name": name, "images": samples}
-    pair_file = {"pairs": pairs, "fallback_count": 0, "prompts_without_image": []}
-    return data, base_result(manifest, pair_file, len(real), data.clip)
+    return config(bootstrap={"resamples": 200}, ranking={"weights": {"fid": 0.5, "toy": 0.5}})
 
 
 @pytest.fixture
@@ -164,23 +129,16 @@ def toy_metric(tmp_path: Path):
 
 def test_a_new_metric_is_one_module(toy_metric, tmp_path: Path) -> None:
     assert [m.key for m in measures()][:4] == ["fid", "kid", "clip", "toy"]
-    config = _config()
-    settings = analysis_settings(config)
+    run_config = _config()
+    settings = analysis_settings(run_config)
     rng = np.random.default_rng(0)
     real = rng.normal(size=(30, 8))
-    png = tmp_path / "img.png"
-    Image.new("RGB", (8, 8), (90, 120, 150)).save(png)
-    images = [
-        {"file": f"{i}.png", "path": str(png), "sha256": f"h{i}", "width": 8, "height": 8}
-        for i in range(30)
-    ]
+    png = write_png(tmp_path)
     rows, replicates = [], {}
     # the toy norm grows with the scale of the samples: step-100 best, step-300 worst
     for name, scale in (("step-100", 1.0), ("step-200", 1.6), ("step-300", 2.4)):
         fake = rng.normal(size=(20, 8)) * scale
-        data, result = _data(name, fake, real, images, settings)
-        result, reps = evaluate(data, result)
-        row = result.to_json()
+        row, reps = evaluate_arrays(name, fake, real, settings, image=png)
         # the value is the module's formula, its interval the module's replicates
         assert row["toy_norm"] == pytest.approx(float((fake**2).sum(axis=1).mean()))
         assert row["toy_ci"]["low"] < row["toy_norm"] < row["toy_ci"]["high"]
@@ -189,43 +147,25 @@ def test_a_new_metric_is_one_module(toy_metric, tmp_path: Path) -> None:
         assert "The toy metric saw 20 images." in row["warnings"]
         rows.append(row)
         replicates[name] = reps
-
-    provenance = {
-        "packages": {"numpy": "2"},
-        "python": "3.11",
-        "config_sha256": "x",
-        "seed": 0,
-        "generated_at": "now",
-        "device": "cpu",
-        "inception_weights_sha256": "w",
-        "clip": "not computed",
-        "workflow_commit": None,
-    }
-    result = consolidate(rows, config, provenance, replicates)
-    by_name = {r["name"]: r for r in result["checkpoints"]}
+    out = through_every_output(rows, replicates, run_config, tmp_path)
+    by_name = out.by_name
     # ranked on, compared, tiered: the toy metric takes part in the decision
-    assert result["ranking"]["weights_used"]["metrics"] == ["fid", "toy"]
+    assert out.result["ranking"]["weights_used"]["metrics"] == ["fid", "toy"]
     assert set(by_name["step-300"]["vs_top"]) == {"fid", "kid", "toy"}
     assert by_name["step-300"]["vs_top"]["toy"]["significant"]
-    assert result["recommendation"]["metrics"] == ["fid", "toy"]
+    assert out.result["recommendation"]["metrics"] == ["fid", "toy"]
     # the CSV has its columns, in the main block and with its interval
     names = [c for c, _ in csv_columns()]
     assert names.index("toy") < names.index("score") < names.index("toy_ci_low")
-    out = tmp_path / "metrics.csv"
-    write_csv(result, out)
-    with open(out, encoding="utf-8") as handle:
-        table = list(csv.DictReader(handle))
-    assert [float(r["toy"]) for r in table] == pytest.approx(
+    assert [float(r["toy"]) for r in out.table] == pytest.approx(
         [by_name[n]["toy_norm"] for n in ("step-100", "step-200", "step-300")]
     )
     # charted, and shown in both renderings with its methodology entry
-    pngs = charts(result)
-    assert "toy" in pngs and pngs["toy"].startswith(b"\x89PNG")
-    markdown, html = render(result, config, {}, pngs, {})
-    for text in (markdown, html):
+    assert "toy" in out.pngs and out.pngs["toy"].startswith(b"\x89PNG")
+    for text in (out.markdown, out.html):
         assert "Toy norm" in text and "Toy norm − top" in text
         assert "the mean squared feature norm." in text
-    assert f"{by_name['step-100']['toy_norm']:.2f}" in markdown
+    assert f"{by_name['step-100']['toy_norm']:.2f}" in out.markdown
     assert notice_text({"code": "toy.seen", "n": 3}) == "The toy metric saw 3 images."
 
 

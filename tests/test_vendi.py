@@ -4,22 +4,19 @@ dgm-eval's code re-implemented literally, and end to end through the registry.""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from checkpoint_eval import config, evaluate_arrays, through_every_output, write_png
 from scipy import linalg
 
-from ckpt_eval.analysis.checkpoint import analysis_settings, base_result, evaluate
-from ckpt_eval.analysis.consolidate import consolidate, csv_columns, write_csv
-from ckpt_eval.config import validate_config
-from ckpt_eval.metrics.registry import CheckpointData, measures, quantity
+from ckpt_eval.analysis.checkpoint import analysis_settings
+from ckpt_eval.analysis.consolidate import csv_columns
+from ckpt_eval.metrics.registry import measures, quantity
 from ckpt_eval.metrics.vendi import MEASURE, vendi, vendi_from_kernel
-from ckpt_eval.report.render import charts, render
 
 
 def test_readme_precomputed_kernel_example() -> None:
@@ -133,60 +130,7 @@ def test_rejects_zero_rows_and_nan() -> None:
 
 
 def _config(**extra: Any) -> dict[str, Any]:
-    return validate_config(
-        {
-            "run": "vendi",
-            "real_images": "real",
-            "samples": {"root": "s"},
-            "prompts": "p.csv",
-            "bootstrap": {"resamples": 100},
-            "kid": {"subsets": 5, "subset_size": 10},
-            **extra,
-        }
-    )
-
-
-def _checkpoint(name, fake, real, png, settings, features, real_features, status):
-    images = [
-        {"file": f"{i}.png", "path": str(png), "sha256": f"r{i}", "width": 8, "height": 8}
-        for i in range(len(real))
-    ]
-    samples = [{**i, "sha256": f"{name}-{k}"} for k, i in enumerate(images[: len(fake)])]
-    pairs = [{"file": i["file"], "prompt": "a photo", "fallback": False} for i in samples]
-    clip = {"available": False, "reason": "off"}
-    data = CheckpointData(
-        name=name,
-        real=real,
-        real_stats=None,
-        n_real=len(real),
-        fake=fake,
-        clip=clip,
-        real_clip={},
-        per_image=pairs,
-        sample_images=samples,
-        real_images=images,
-        all_real_images=images,
-        settings=settings,
-        features=features,
-        real_features=real_features,
-        status=status,
-    )
-    manifest = {"name": name, "images": samples}
-    pair_file = {"pairs": pairs, "fallback_count": 0, "prompts_without_image": []}
-    return data, base_result(manifest, pair_file, len(real), clip)
-
-
-PROVENANCE = {
-    "packages": {"numpy": "2"},
-    "python": "3.11",
-    "config_sha256": "x",
-    "seed": 0,
-    "generated_at": "now",
-    "device": "cpu",
-    "inception_weights_sha256": "w",
-    "clip": "not computed",
-    "workflow_commit": None,
-}
+    return config(bootstrap={"resamples": 100}, kid={"subsets": 5, "subset_size": 10}, **extra)
 
 
 def test_registry_lists_both_vendi_scores() -> None:
@@ -198,54 +142,46 @@ def test_registry_lists_both_vendi_scores() -> None:
 
 
 def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
-    config = _config(dinov2={"enabled": True})
-    settings = analysis_settings(config)
+    run_config = _config(dinov2={"enabled": True})
+    settings = analysis_settings(run_config)
     rng = np.random.default_rng(0)
     real = np.abs(rng.normal(size=(30, 16)))
     real_dino = rng.normal(size=(30, 12))
-    png = tmp_path / "img.png"
-    Image.new("RGB", (8, 8), (90, 120, 150)).save(png)
-    rows = []
+    png = write_png(tmp_path)
+    rows, replicates = [], {}
     # step-300 collapses onto a few directions: its Vendi scores fall
     for name, modes in (("step-100", 20), ("step-200", 6), ("step-300", 2)):
         centres, dino_centres = np.abs(rng.normal(size=(modes, 16))), rng.normal(size=(modes, 12))
         pick = np.arange(20) % modes
         fake = centres[pick] + 0.05 * np.abs(rng.normal(size=(20, 16)))
         dino = dino_centres[pick] + 0.05 * rng.normal(size=(20, 12))
-        data, result = _checkpoint(
+        row, replicates[name] = evaluate_arrays(
             name,
             fake,
             real,
-            png,
             settings,
-            {"inception": {"inception": fake}, "dinov2": {"image": dino}},
-            {"inception": {"inception": real}, "dinov2": {"image": real_dino}},
-            {"dinov2": {"available": True, "reason": None}},
+            image=png,
+            features={"dinov2": {"image": dino}},
+            real_features={"dinov2": {"image": real_dino}},
+            status={"dinov2": {"available": True, "reason": None}},
         )
-        result, _ = evaluate(data, result)
-        row = result.to_json()
         assert row["vendi"] == pytest.approx(_recomputed(fake), rel=1e-10)
         assert row["vendi_dinov2"] == pytest.approx(_recomputed(dino), rel=1e-10)
         rows.append(row)
-    result = consolidate(rows, config, PROVENANCE, {})
-    by_name = {r["name"]: r for r in result["checkpoints"]}
+    out = through_every_output(rows, replicates, run_config, tmp_path)
+    by_name = out.by_name
     order = [by_name[n]["vendi_dinov2"] for n in ("step-100", "step-200", "step-300")]
     assert order == sorted(order, reverse=True)
     names = [c for c, _ in csv_columns()]
     assert names.index("score") < names.index("vendi") < names.index("vendi_dinov2")
-    write_csv(result, tmp_path / "m.csv")
-    with open(tmp_path / "m.csv", encoding="utf-8") as handle:
-        table = list(csv.DictReader(handle))
-    assert [float(r["vendi"]) for r in table] == pytest.approx(
+    assert [float(r["vendi"]) for r in out.table] == pytest.approx(
         [by_name[n]["vendi"] for n in ("step-100", "step-200", "step-300")]
     )
-    pngs = charts(result)
-    assert {"vendi", "vendi_dinov2"} <= set(pngs)
-    markdown, html = render(result, config, {}, pngs, {})
-    for text in (markdown, html):
+    assert {"vendi", "vendi_dinov2"} <= set(out.pngs)
+    for text in (out.markdown, out.html):
         assert "Vendi score (DINOv2)" in text and "effective number of distinct samples" in text
         assert "DINOv2 features (facebook/dinov2-base)" in text
-    assert f"{by_name['step-100']['vendi']:.2f}" in markdown
+    assert f"{by_name['step-100']['vendi']:.2f}" in out.markdown
 
 
 def test_dinov2_off_or_unavailable_leaves_only_the_inception_score() -> None:
@@ -256,17 +192,7 @@ def test_dinov2_off_or_unavailable_leaves_only_the_inception_score() -> None:
         ({}, {}),
         ({"dinov2": {}}, {"dinov2": {"available": False, "reason": "no weights"}}),
     ):
-        data, result = _checkpoint(
-            "step-1",
-            fake,
-            real,
-            Path("unused.png"),
-            settings,
-            {"inception": {"inception": fake}, **features},
-            {"inception": {"inception": real}},
-            status,
-        )
-        row = evaluate(data, result)[0].to_json()
+        row, _ = evaluate_arrays("step-1", fake, real, settings, features=features, status=status)
         assert row["vendi"] == pytest.approx(_recomputed(fake)) and row["vendi_dinov2"] is None
         # the unavailable model is said once, by the DINOv2 metrics, not again here
         assert not [n for n in row["notices"] if n["code"].startswith("vendi")]
