@@ -33,6 +33,9 @@ FEATURE_RULES = {
 }
 # planned only with a generate: section (test_generate_jobs_get_the_profiles_resources)
 GENERATE_RULES = {"generate"}
+# the rules whose threads (and so SLURM CPUs) are the config's feature_threads
+THREADED_RULES = (FEATURE_RULES - {"clip_model"}) | GENERATE_RULES
+FEATURE_THREADS = 2  # the schema's default
 SUBMIT = ("sbatch", "srun", "salloc")
 QUERY = ("sinfo", "squeue", "sacct", "scontrol")
 # components per checkpoint in each group: organize+pair_prompts are connected (one component);
@@ -74,9 +77,9 @@ def planned_jobs(output: str) -> tuple[list[PlannedJob], list[str]]:
     return jobs, groups
 
 
-def profile_value(expression: int | str) -> int:
-    """A profile resource such as `2000 * attempt`, on the first attempt."""
-    return int(eval(str(expression), {"__builtins__": {}}, {"attempt": 1}))
+def profile_value(expression: int | str, threads: int = 1) -> int:
+    """A profile resource such as `2000 * attempt` or `threads`, on the first attempt."""
+    return int(eval(str(expression), {"__builtins__": {}}, {"attempt": 1, "threads": threads}))
 
 
 def fake_slurm(folder: Path) -> tuple[Path, Path]:
@@ -94,10 +97,14 @@ def fake_slurm(folder: Path) -> tuple[Path, Path]:
 
 
 def slurm_dry_run(
-    root: Path, device: str, config: Path | None = None
+    root: Path, device: str, config: Path | None = None, **settings
 ) -> tuple[list[PlannedJob], list[str], str]:
     config = config or make_project(
-        root, {f"step-{i}00": 2 for i in range(1, N_CHECKPOINTS + 1)}, n_real=3, device=device
+        root,
+        {f"step-{i}00": 2 for i in range(1, N_CHECKPOINTS + 1)},
+        n_real=3,
+        device=device,
+        **settings,
     )
     fakes, calls = fake_slurm(root / "fake-slurm")
     done = snakemake(
@@ -134,9 +141,11 @@ def test_slurm_profile_plans_every_job_with_the_profiles_resources(
     for job in jobs:
         given = {**defaults, **PROFILE["set-resources"][job.rule]}
         for key in ("mem_mb", "runtime", "cpus_per_task"):
-            assert job.resources[key] == str(profile_value(given[key])), (job.rule, key)
-        assert job.threads == PROFILE["set-threads"].get(job.rule, 1), job.rule
-        # SLURM gives each job as many CPUs as it runs torch threads
+            expected = profile_value(given[key], job.threads)
+            assert job.resources[key] == str(expected), (job.rule, key)
+        # threads from one place, the config's feature_threads; SLURM gives each job as many
+        # CPUs as it runs threads
+        assert job.threads == (FEATURE_THREADS if job.rule in THREADED_RULES else 1), job.rule
         assert int(job.resources["cpus_per_task"]) == job.threads, job.rule
         # a GPU only for the feature rules, and only when the config's device asks for one
         gpu = job.resources.get("gpu", "0")
@@ -168,7 +177,21 @@ def test_generate_jobs_get_the_profiles_resources_and_a_gpu(tmp_path: Path) -> N
     given = {**PROFILE["default-resources"], **PROFILE["set-resources"]["generate"]}
     for job in generate:
         for key in ("mem_mb", "runtime", "cpus_per_task"):
-            assert job.resources[key] == str(profile_value(given[key])), key
-        assert job.threads == PROFILE["set-threads"]["generate"] == int(given["cpus_per_task"])
+            assert job.resources[key] == str(profile_value(given[key], job.threads)), key
+        assert job.threads == FEATURE_THREADS == int(job.resources["cpus_per_task"])
         assert job.resources["gpu"] == "1"
         assert job.group is None  # one long job each, not batched
+
+
+def test_cpus_come_from_feature_threads_alone(tmp_path: Path) -> None:
+    """One place for the CPUs: the profile sets no threads and no per-rule cpus_per_task, so
+    `feature_threads: 3` makes every feature job ask SLURM for 3 CPUs (and compute with 3)."""
+    assert "set-threads" not in PROFILE
+    assert PROFILE["default-resources"]["cpus_per_task"] == "threads"
+    assert not [r for r, res in PROFILE["set-resources"].items() if "cpus_per_task" in res]
+    jobs, _, _ = slurm_dry_run(tmp_path, "cpu", feature_threads=3)
+    for job in jobs:
+        if job.rule == "all":
+            continue
+        cpus = 3 if job.rule in THREADED_RULES else 1
+        assert (job.threads, job.resources["cpus_per_task"]) == (cpus, str(cpus)), job.rule

@@ -132,3 +132,28 @@ def model_params(extractor):
 def prompt_input(extractor):
     """The checkpoint's prompt pairs, for the extractors that embed each image's own prompt."""
     return {"pairs": f"{OUT}/prompts/{{ckpt}}.json"} if extractor.prompts else {}
+
+
+def slurm_jobs(dag):
+    """The cluster jobs a SLURM run would submit: jobs and group jobs that need to run, not
+    local ones or ones that run nothing (the target rule)."""
+    for job in dag.get_jobs_or_groups():
+        members = job.jobs if job.is_group() else [job]
+        if job.is_local or all(j.is_norun for j in members):
+            continue
+        if any(dag.needrun(j) for j in members):
+            yield job
+
+
+# A SLURM run (`--profile profiles/slurm`) stops here, before its first sbatch, when a job asks
+# for more than any node of its partition has or the executor could not see jobs end
+# (ckpt_eval/cluster.py): SLURM would otherwise keep it waiting forever without a word.
+onstart:
+    if workflow.executor_plugin and workflow.executor_plugin.name == "slurm":
+        from ckpt_eval.cluster import check_slurm_run
+
+        check_slurm_run(
+            slurm_jobs(workflow.dag),
+            workflow.executor_settings.status_command,
+            workflow.executor_settings.init_seconds_before_status_checks,
+        )
