@@ -376,7 +376,7 @@ def status_problem(
             "the run would wait forever. To fix: run with `--slurm-status-command squeue` (or "
             f"`slurm-status-command: squeue` in {PROFILE}); squeue sees an ended job only for "
             f"MinJobAge (here {age} s), which must be at least 3 x "
-            f"--slurm-init-seconds-before-status-checks (here {threshold} s)."
+            f"--slurm-init-seconds-before-status-checks (here 3 x {init_seconds} = {threshold} s)."
         )
     if age is not None and age < threshold:
         return (

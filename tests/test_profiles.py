@@ -23,6 +23,8 @@ pytestmark = pytest.mark.workflow
 
 SLURM = REPO / "profiles" / "slurm"
 PROFILE = yaml.safe_load((SLURM / "config.yaml").read_text(encoding="utf-8"))
+SLURM_GPU = REPO / "profiles" / "slurm-gpu"
+GPU_PROFILE = yaml.safe_load((SLURM_GPU / "config.yaml").read_text(encoding="utf-8"))
 # the rules that run a network on the device (resources: gpu=GPU in workflow/rules/features.smk)
 FEATURE_RULES = {
     "inception_real",
@@ -97,7 +99,7 @@ def fake_slurm(folder: Path) -> tuple[Path, Path]:
 
 
 def slurm_dry_run(
-    root: Path, device: str, config: Path | None = None, **settings
+    root: Path, device: str, config: Path | None = None, profile: Path = SLURM, **settings
 ) -> tuple[list[PlannedJob], list[str], str]:
     config = config or make_project(
         root,
@@ -111,7 +113,7 @@ def slurm_dry_run(
         root,
         config,
         "--profile",
-        str(SLURM),
+        str(profile),
         "--dry-run",
         cores=None,
         env={"PATH": f"{fakes}{os.pathsep}{os.environ['PATH']}"},
@@ -195,3 +197,55 @@ def test_cpus_come_from_feature_threads_alone(tmp_path: Path) -> None:
             continue
         cpus = 3 if job.rule in THREADED_RULES else 1
         assert (job.threads, job.resources["cpus_per_task"]) == (cpus, str(cpus)), job.rule
+
+
+# the rules the GPU profile sends to the GPU partition: those that ask for a GPU with device cuda
+GPU_RULES = FEATURE_RULES | GENERATE_RULES
+
+
+def test_gpu_profile_is_the_slurm_profile_with_the_gpu_jobs_on_a_gpu_partition() -> None:
+    expected = yaml.safe_load(yaml.safe_dump(PROFILE))
+    for rule in GPU_RULES:
+        expected["set-resources"][rule]["slurm_partition"] = "gpu"
+    assert GPU_PROFILE == expected
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_gpu_profile_plans_gpu_jobs_on_the_gpu_partition(tmp_path: Path, device: str) -> None:
+    jobs, groups, output = slurm_dry_run(tmp_path, device, profile=SLURM_GPU)
+    assert "profiles/slurm-gpu" in output
+    jobs = [j for j in jobs if j.rule != "all"]
+    assert {j.rule for j in jobs} == set(PROFILE["set-resources"]) - GENERATE_RULES
+    for job in jobs:
+        on_gpu = job.rule in GPU_RULES
+        assert job.resources.get("slurm_partition") == ("gpu" if on_gpu else None), job.rule
+        gpu = "1" if device == "cuda" and on_gpu else "0"
+        assert job.resources.get("gpu", "0") == gpu, job.rule
+        assert int(job.resources["cpus_per_task"]) == job.threads, job.rule
+    assert set(groups) == set(PROFILE["group-components"])
+
+
+class Resources(dict):
+    """A job's resources as the SLURM plugin reads them: `.get()` and attributes."""
+
+    __getattr__ = dict.__getitem__
+
+
+@pytest.mark.parametrize(
+    ("resources", "flags"),
+    [
+        ({"gpu": 1}, "--gpus=1"),  # the workflow's gpu resource (device: cuda)
+        ({"gpu": 0}, ""),  # device: cpu
+        ({"gpu": 1, "gpu_model": "a100"}, "--gpus=a100:1"),
+        ({"gpu": 0, "gres": "gpu:a100:1"}, "--gres=gpu:a100:1"),
+        ({"gpu": 1, "gres": "gpu:1"}, "--gres=gpu:1 --gpus=1"),  # why gres wants gpu: 0
+    ],
+)
+def test_gpu_resources_become_these_sbatch_flags(resources: dict, flags: str) -> None:
+    """How the pinned plugin maps gpu / gpu_model / gres (docs/cluster.md, GPU partitions)."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    job = SimpleNamespace(resources=Resources(resources))
+    assert set_gres_string(job).strip() == flags

@@ -90,14 +90,19 @@ def copy_project(finished: Path, to: Path) -> Path:
 
 
 def slurm_run(
-    cluster: slurm_cluster.Cluster, workdir: Path, config: Path, *args: str, limit: int = RUN_LIMIT
+    cluster: slurm_cluster.Cluster,
+    workdir: Path,
+    config: Path,
+    *args: str,
+    limit: int = RUN_LIMIT,
+    profile: Path = PROFILE,
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     """`snakemake --profile profiles/slurm` on the cluster, bounded; returns it and its seconds.
     Jobs it left behind are cancelled (and make the test fail)."""
     command = [
         "timeout", "-k", "15", str(limit),
         SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-        "--configfile", str(config), "--profile", str(PROFILE), *args,
+        "--configfile", str(config), "--profile", str(profile), *args,
     ]  # fmt: skip
     env = dict(cluster.env(), PYTHONPATH=str(REPO))
     start = time.monotonic()
@@ -240,6 +245,27 @@ def test_squeue_with_a_short_min_job_age_would_fall_back_to_sacct(
     message = done.stdout + done.stderr
     assert done.returncode != 0, message
     assert "falls back to sacct" in message, message
+
+
+def test_gpu_profile_on_a_cluster_without_a_gpu_partition_stops(
+    small_cluster: slurm_cluster.Cluster, tmp_path: Path
+) -> None:
+    config = make_project(tmp_path, {"step-100": 2}, n_real=3, device="cuda")
+    before = submitted(small_cluster)
+    done, seconds = slurm_run(
+        small_cluster,
+        tmp_path,
+        config,
+        "--cores", "2",
+        "--slurm-status-command", "squeue",
+        limit=120,
+        profile=REPO / "profiles" / "slurm-gpu",
+    )  # fmt: skip
+    message = done.stdout + done.stderr
+    assert done.returncode != 0 and seconds < 60, message
+    assert submitted(small_cluster) == before
+    assert "rule `inception_real` asks for partition `gpu`, which sinfo does not list" in message
+    assert f"(partitions: {small_cluster.partition})" in message
 
 
 def test_cluster_script_starts_and_stops_its_daemons_by_pid(
