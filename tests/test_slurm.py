@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +41,20 @@ STATUS_DELAY = "5"
 
 
 def _unavailable(request: pytest.FixtureRequest, reason: str) -> None:
+    """Skip (or fail, with CKPT_EVAL_REQUIRE_SLURM=1), saying why on the terminal even under
+    `pytest -q` (past output capture) and in the warnings summary at the end."""
     message = f"SLURM cluster tests not run: {reason}"
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\n{message}", yellow=True)
     if os.environ.get("CKPT_EVAL_REQUIRE_SLURM") == "1":
         pytest.fail(message)
+    if not getattr(request.config, "_ckpt_eval_slurm_said", False):
+        request.config._ckpt_eval_slurm_said = True
+        plugins = request.config.pluginmanager
+        reporter = plugins.get_plugin("terminalreporter")
+        capture = plugins.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"\n{message}", yellow=True)
+        warnings.warn(pytest.PytestWarning(message), stacklevel=2)
     pytest.skip(message)
 
 
