@@ -1,7 +1,8 @@
 """The workflow on a real single-node SLURM cluster (tests/slurm_cluster.py): Debian's
 slurmctld, slurmd, munge, and slurmdbd with MariaDB for accounting, started by the tests.
 
-- Through `--profile profiles/slurm` the shared three-checkpoint project (conftest's `finished`)
+- Through `--profile profiles/slurm` the bundled demo (and, below, the shared three-checkpoint
+  project, conftest's `finished`)
   ends with the same results as its local run (accounting on: the executor polls sacct);
   without accounting, `--slurm-status-command squeue` sees jobs end (two chained jobs, the same
   arrays as the local run).
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import slurm_cluster
+import yaml
 from conftest import REPO, SNAKEMAKE, make_project
 
 pytestmark = pytest.mark.workflow
@@ -149,22 +151,44 @@ def assert_same_results(finished: Path, root: Path, done: subprocess.CompletedPr
     assert (root / "results" / "t" / "report.html").exists()
 
 
-def test_profile_runs_the_project_on_slurm_with_the_local_results(
-    cluster: slurm_cluster.Cluster, finished: Path, tmp_path: Path
+def demo_project(to: Path) -> Path:
+    """The bundled demo (5 checkpoints of 40, 100 real images) as a project of its own."""
+    shutil.copytree(REPO / "demo", to / "demo")
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    config.update(run="t", device="cpu")
+    path = to / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_the_demo_runs_on_slurm_with_the_local_results(
+    cluster: slurm_cluster.Cluster, tmp_path: Path
 ) -> None:
-    config = copy_project(finished, tmp_path)
+    local_root, remote_root = tmp_path / "local", tmp_path / "slurm"
+    local_root.mkdir()
+    remote_root.mkdir()
+    local = demo_project(local_root)
+    done = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(local_root), "--configfile",
+         str(local), "--cores", str(cluster.cpus)],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        cwd=local_root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    config = demo_project(remote_root)
     done, seconds = slurm_run(
         cluster,
-        tmp_path,
+        remote_root,
         config,
         "--cores", str(cluster.cpus),  # group jobs no wider than the node
         "--slurm-init-seconds-before-status-checks", STATUS_DELAY,
     )  # fmt: skip
     print(
         f"SLURM: install {cluster.timings['install']:.1f} s, bring-up "
-        f"{cluster.timings['bring_up']:.1f} s, run {seconds:.0f} s"
+        f"{cluster.timings['bring_up']:.1f} s, demo run {seconds:.0f} s"
     )
-    assert_same_results(finished, tmp_path, done)
+    assert_same_results(local_root, remote_root, done)
+    assert results(remote_root)[0]["recommendation"]["checkpoint"] == "step-1500"
     assert list(cluster.pids()) == list(slurm_cluster.DAEMONS)
     # the jobs really went through SLURM, with accounting: sacct saw them complete
     states = cluster.run("sacct", "-X", "-n", "-P", "-o", "JobName,State,AllocCPUS").stdout
