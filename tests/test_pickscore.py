@@ -161,6 +161,13 @@ def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
         assert "yuvalkirstain/PickScore_v1" in text_
         assert "laion/CLIP-ViT-H-14-laion2B-s32B-b79K" in text_
     assert f"{by_name['step-300']['pickscore_mean']:.2f}" in out.markdown
+    # its per-prompt table, from the registry's per_prompt field like CLIP score's
+    assert "| Prompt | Images | PickScore |" in out.markdown
+    first = by_name["step-300"]["pickscore_per_prompt"][0]
+    assert f"| {first['prompt']} | {first['n']} | {first['mean']:.2f} ± {first['std']:.2f} |" in (
+        out.markdown
+    )
+    assert "<th>PickScore</th>" in out.html
 
 
 def _one(features, status):

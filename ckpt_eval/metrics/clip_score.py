@@ -105,6 +105,7 @@ MEASURE = Measure(
             compare=True,
             rankable=True,
             per_image="clip_score",
+            per_prompt="clip_per_prompt",
             band="clip_bands",
         ),
     ),

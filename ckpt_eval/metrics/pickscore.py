@@ -132,6 +132,7 @@ MEASURE = Measure(
             compare=True,
             rankable=True,
             per_image="pickscore",
+            per_prompt="pickscore_per_prompt",
         ),
     ),
     compute=_compute,

@@ -76,6 +76,7 @@ class Quantity:
     rankable: bool = False  # may carry a weight in ranking.weights
     anchor: bool = False  # the metric a checkpoint must have to be ranked at all (FID)
     per_image: str | None = None  # per-image field: paired differences over shared prompts
+    per_prompt: str | None = None  # row field of [{prompt, n, mean, std}]: a per-prompt table
     band: str | None = None  # report.<band> thresholds: quality bands as the original report
     overfitting: bool = False  # its worsening after the best checkpoint flags overfitting
 

@@ -174,6 +174,7 @@ def render(
         "secondary_metrics": shown(result["checkpoints"], "secondary"),
         "compared": compared(result["checkpoints"]),
         "banded": [q for q in quantities() if q.band],
+        "per_prompt_metrics": [q for q in quantities() if q.per_prompt],
         "significance_notes": significance_notes(result, bool(config.get("generate"))),
         "min_images": MIN_IMAGES,
         "max_tokens": CLIP_MAX_TOKENS,
