@@ -10,6 +10,7 @@ Figures (each a module here, each writing its own section of RESULTS.md):
 5. `frechet`: Fréchet distance on 2048-d statistics against scipy's sqrtm.
 6. `scale`: planning 1,000 checkpoints x 32 images; streaming real-set statistics of 50,000
    images in bounded memory.
+7. `tree`: planning sample trees of 25,000, 50,000 and 100,000 files: linear in the files.
 
 The bench builds its own data set (bench/data.py) in `--workdir`. Sections of figures not run
 this time are kept from the existing RESULTS.md; the header (machine, versions, load) is
@@ -36,6 +37,7 @@ import extraction  # noqa: E402
 import frechet  # noqa: E402
 import incremental  # noqa: E402
 import scale  # noqa: E402
+import tree  # noqa: E402
 import versus_cleanfid  # noqa: E402
 from common import Context, MachineLoad  # noqa: E402
 
@@ -45,6 +47,7 @@ FIGURES = {
     "incremental": incremental,
     "frechet": frechet,
     "scale": scale,
+    "tree": tree,
 }
 PACKAGES = ("numpy", "scipy", "torch", "Pillow", "clean-fid", "snakemake", "transformers")
 # Written by hand, not measured by a run: what each optimisation predicted, gave, and why. Kept

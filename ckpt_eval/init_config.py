@@ -17,6 +17,7 @@ import yaml
 
 from ckpt_eval.config import load_schema, validate_config
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.inputs.discover import check_distinct_names, check_separate_folders
 from ckpt_eval.inputs.layouts import (
     TITLES,
     detect_layout,
@@ -84,6 +85,8 @@ def run_init(request: InitRequest) -> list[str]:
     generate = generate_section(request, found)
     text = config_text(request, found, generate)
     config = validate_config(yaml.safe_load(text))
+    check_distinct_names(found.checkpoints(), found.root)
+    check_separate_folders(request.real, found.root, Path("results") / config["run"])
     lines = summary(found, config)
     if generate is not None:
         lines += generation_lines(config)

@@ -213,3 +213,19 @@ def test_base_model_without_prompts_to_render_says_what_to_pass(here: Path) -> N
     make.diffusers(here / "out")
     with pytest.raises(CkptEvalError, match="--prompt-file"):
         init(Path("out"), base_model="models/sd15")
+
+
+def test_init_refuses_what_the_workflow_would_refuse_before_writing(here: Path) -> None:
+    """Real images inside the trainer's folder, checkpoint names that differ only by case: init
+    stops as the run would, and writes nothing."""
+    make.kohya(here / "train")
+    tiny_image(here / "train" / "real" / "a.png", 3)
+    request = InitRequest(source=Path("train"), real=Path("train/real"), output=Path("c.yaml"))
+    with pytest.raises(CkptEvalError, match="is inside samples.root"):
+        run_init(request)
+    tiny_image(here / "ckpts" / "step-5" / "a.png", 2)
+    tiny_image(here / "ckpts" / "Step-5" / "a.png", 4)
+    (here / "p.csv").write_text("file,prompt\nstep-5/a.png,a fox\nStep-5/a.png,a fox\n")
+    with pytest.raises(CkptEvalError, match="differ only by case"):
+        init(Path("ckpts"), output="c.yaml", trainer="folders", prompts=Path("p.csv"))
+    assert not (here / "c.yaml").exists()

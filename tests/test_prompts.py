@@ -258,3 +258,111 @@ def test_read_then_pair_with_normalised_paths(tmp_path: Path) -> None:
     )
     assert [p["prompt"] for p in out["pairs"]] == ["pa", "pb"]
     assert out["fallback_count"] == 0
+
+
+# --- encodings and delimiters of prompt files from spreadsheets and editors ------------------
+
+ROWS = [("step-1/a.png", "a red, shiny shoe"), ("step-1/b.png", "un château ✓; at night")]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "mark"),
+    [
+        ("utf-8", None),
+        ("utf-8", b"\xef\xbb\xbf"),
+        ("utf-16", None),  # Python writes the machine's byte order with its mark
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-32", None),
+    ],
+)
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_csv_in_utf8_utf16_or_utf32_with_a_mark_and_any_delimiter(
+    tmp_path: Path, encoding: str, mark: bytes | None, delimiter: str
+) -> None:
+    """Excel's "CSV UTF-8" has a BOM; its "Unicode text" is UTF-16 with tabs; European locales
+    separate by semicolons."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(["file", "prompt"])
+    writer.writerows(ROWS)
+    path = tmp_path / "p.csv"
+    path.write_bytes((mark or b"") + buffer.getvalue().encode(encoding))
+    assert read_prompt_file(path) == dict(ROWS)
+
+
+def test_json_in_utf16_with_a_mark(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(dict(ROWS), ensure_ascii=False), encoding="utf-16")
+    assert read_prompt_file(path) == dict(ROWS)
+
+
+def test_utf16_without_a_mark_is_refused_and_saving_as_utf8_fixes_it(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    text = "file,prompt\nstep-1/a.png,a shoe\n"
+    path.write_bytes(text.encode("utf-16-le"))
+    with pytest.raises(CkptEvalError) as info:
+        read_prompt_file(path)
+    assert info.value.path == str(path) and "UTF-16 without a byte-order mark" in info.value.what
+    assert "save it as UTF-8" in info.value.fix
+    path.write_text(text, encoding="utf-8")  # the fix
+    assert read_prompt_file(path) == {"step-1/a.png": "a shoe"}
+
+
+def test_latin1_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_bytes("file,prompt\nstep-1/a.png,un château\n".encode("latin-1"))
+    with pytest.raises(CkptEvalError) as info:
+        read_prompt_file(path)
+    assert "not utf-8 text" in info.value.what and "save it as UTF-8" in info.value.fix
+
+
+def test_a_header_in_no_known_delimiter_says_which_ones_work(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("file:prompt\nstep-1/a.png:x\n", encoding="utf-8")
+    with pytest.raises(CkptEvalError) as info:
+        read_prompt_file(path)
+    assert "'file:prompt'" in info.value.what and "semicolons or tabs" in info.value.fix
+
+
+# --- one file, two prompts ---------------------------------------------------------------------
+
+
+RED = '"file": "step-1/a.png", "prompt": "a red shoe"'
+BLUE = '"file": "step-1/a.png", "prompt": "a blue boot"'
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "places"),
+    [
+        (
+            "p.csv",
+            "file,prompt\nstep-1/a.png,a red shoe\nstep-1/b.png,x\n./step-1/a.png,a blue boot\n",
+            ("line 2", "line 4"),
+        ),
+        (
+            "p.csv",
+            "file;prompt\nstep-1/a.png;a red shoe\nstep-1\\a.png;a blue boot\n",
+            ("line 2", "line 3"),
+        ),
+        ("p.jsonl", f"{{{RED}}}\n{{{BLUE}}}\n", ("line 1", "line 2")),
+        ("p.json", f"[{{{RED}}}, {{{BLUE}}}]", ("item 0", "item 1")),
+        # json.load would keep the last of the two keys without a word
+        ("p.json", '{"step-1/a.png": "a red shoe", "step-1/a.png": "a blue boot"}', ()),
+    ],
+)
+def test_one_file_with_two_prompts_is_refused_naming_both(
+    tmp_path: Path, name: str, content: str, places: tuple[str, ...]
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(CkptEvalError) as info:
+        read_prompt_file(path)
+    what = info.value.what
+    assert info.value.path == str(path)
+    assert "step-1/a.png" in what and "'a red shoe'" in what and "'a blue boot'" in what
+    for place in places:
+        assert place in what

@@ -20,6 +20,18 @@ from ckpt_eval.inputs.steps import Position, parse_position
         ("name-000150", 150),
         ("lora-step00001000", 1000),
         ("my-lora-checkpoint-0", 0),
+        # white space and other separators, as people name folders by hand
+        ("step 100", 100),
+        ("Step100", 100),
+        ("checkpoint 100", 100),
+        ("Checkpoint_100", 100),
+        ("step - 100", 100),
+        ("step\t100", 100),
+        (" step 100 ", 100),
+        ("my lora step 200", 200),
+        ("global step 7", 7),
+        ("ckpt 5", 5),
+        ("lora 000150", 150),
     ],
 )
 def test_step_names(name: str, step: int) -> None:
@@ -33,13 +45,15 @@ def test_step_names(name: str, step: int) -> None:
         ("epoch-12", 12),
         ("lora-e05", 5),
         ("Epoch_7", 7),
+        ("epoch 3", 3),
+        ("lora e 05", 5),
     ],
 )
 def test_epoch_names(name: str, epoch: int) -> None:
     assert parse_position(name) == Position(step=None, epoch=epoch)
 
 
-@pytest.mark.parametrize("name", ["final", "best", "lora-final", "v2model"])
+@pytest.mark.parametrize("name", ["final", "best", "lora-final", "v2model", "step one", "lora v2"])
 def test_unknown_names(name: str) -> None:
     assert parse_position(name) == Position(step=None, epoch=None)
 
@@ -62,3 +76,9 @@ def test_sort_key_values() -> None:
 def test_numeric_not_lexicographic() -> None:
     assert parse_position("step-500").sort_key < parse_position("step-10000").sort_key
     assert parse_position("e9").sort_key < parse_position("e10").sort_key
+
+
+def test_folder_names_with_spaces_sort_with_the_others() -> None:
+    names = ["step 1000", "step_200", "Step50", "checkpoint 300", "final"]
+    ordered = sorted(names, key=lambda n: (parse_position(n).sort_key, n))
+    assert ordered == ["Step50", "step_200", "checkpoint 300", "step 1000", "final"]

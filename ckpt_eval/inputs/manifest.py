@@ -13,6 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.inputs.discover import relative_file
 from ckpt_eval.inputs.images import probe, sha256_file
 
 
@@ -32,12 +33,14 @@ def build_manifest(
         except CkptEvalError as exc:
             if on_bad_image != "skip":
                 raise
-            skipped.append({"path": str(path), "file": _relative(path, root), "reason": exc.what})
+            skipped.append(
+                {"path": str(path), "file": relative_file(path, root), "reason": exc.what}
+            )
             continue
         entries.append(
             {
                 "path": str(path),
-                "file": _relative(path, root),
+                "file": relative_file(path, root),
                 "sha256": sha256_file(path),
                 **info,
             }
@@ -65,8 +68,3 @@ def duplicate_groups(entries: list[dict[str, Any]]) -> list[list[str]]:
     for entry in entries:
         by_hash.setdefault(entry["sha256"], []).append(entry["file"])
     return [files for files in by_hash.values() if len(files) > 1]
-
-
-def _relative(path: Path, root: Path) -> str:
-    """The path as the prompt file names it: relative to the root, with forward slashes."""
-    return path.resolve().relative_to(root.resolve()).as_posix()

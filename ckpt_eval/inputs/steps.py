@@ -5,11 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Separators between words and the number: `-`, `_`, `.` or white space (`step 100` is a folder
+# name people type), any number of them (`step - 100`).
+_SEP = r"[-_.\s]"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("step", re.compile(r"(?:^|[-_.])(?:step|checkpoint|ckpt|global[-_]?step)[-_.]?(\d+)$", re.I)),
-    ("epoch", re.compile(r"(?:^|[-_.])(?:e|epoch)[-_.]?(\d+)$", re.I)),
+    (
+        "step",
+        re.compile(rf"(?:^|{_SEP})(?:step|checkpoint|ckpt|global{_SEP}?step){_SEP}*(\d+)$", re.I),
+    ),
+    ("epoch", re.compile(rf"(?:^|{_SEP})(?:e|epoch){_SEP}*(\d+)$", re.I)),
     ("step", re.compile(r"^(\d+)$")),
-    ("step", re.compile(r"[-_.](\d+)$")),
+    ("step", re.compile(rf"{_SEP}(\d+)$")),
 ]
 
 
@@ -31,7 +37,12 @@ class Position:
 
 
 def parse_position(name: str) -> Position:
-    """`step-1500`, `checkpoint-1500`, `1500`, `name-000150` give steps; `e000003` an epoch."""
+    """`step-1500`, `checkpoint-1500`, `1500`, `name-000150` give steps; `e000003` an epoch.
+
+    `step 100`, `step_100`, `Step100`, `checkpoint 100` are steps too; white space around the
+    name is ignored.
+    """
+    name = name.strip()
     for kind, pattern in _PATTERNS:
         match = pattern.search(name)
         if match:

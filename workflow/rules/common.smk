@@ -6,7 +6,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir)))
 
 from ckpt_eval.config import validate_config
-from ckpt_eval.inputs.discover import list_images
+from ckpt_eval.inputs.discover import (
+    check_distinct_names,
+    check_separate_folders,
+    list_images,
+)
 from ckpt_eval.analysis.checkpoint import analysis_settings
 from ckpt_eval.features.extractors import feature_paths, model_extractors
 from ckpt_eval.generate.plan import generation_plan
@@ -32,10 +36,21 @@ GENERATE = generation_plan(config, OUT) if config.get("generate") else None
 SAMPLES = GENERATE.samples() if GENERATE else load_samples(config)
 SAMPLES_ROOT = str(SAMPLES.root)
 CHECKPOINTS = SAMPLES.checkpoints()
+# before any work: no checkpoint's result files may be another's on a case-insensitive disk,
+# and no set's images may be counted in another (real images, samples, results' charts)
+check_distinct_names(CHECKPOINTS, SAMPLES_ROOT)
+check_separate_folders(config["real_images"], SAMPLES_ROOT, OUT)
 LEFT_OUT = describe_ignored(SAMPLES)
 if LEFT_OUT:
     print(f"ckpt-eval: left out of samples.root: {LEFT_OUT}", file=sys.stderr)
-REAL_IMAGES = [str(p) for p in list_images(config["real_images"], EXTENSIONS)]
+REAL_IMAGES = [
+    str(p)
+    for p in list_images(
+        config["real_images"],
+        EXTENSIONS,
+        outside={"samples.root": SAMPLES_ROOT, "the results folder": OUT},
+    )
+]
 INCEPTION_WEIGHTS = str(weights_path(config["fid"]["inception_weights"]))
 # what the metrics jobs use, with the Inception fingerprint (weights sha256, preprocessing)
 ANALYSIS = analysis_settings(config)

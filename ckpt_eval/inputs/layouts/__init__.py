@@ -24,7 +24,7 @@ from ckpt_eval.inputs.layouts import (
     simpletuner,
 )
 from ckpt_eval.inputs.layouts.base import Detection, Found, Options, Sample, checkpoint_order
-from ckpt_eval.inputs.prompts import prompts_of_checkpoint, read_prompt_file
+from ckpt_eval.inputs.prompts import group_by_checkpoint, read_prompt_file
 
 LAYOUTS: dict[str, ModuleType] = {
     "folders": folders,
@@ -130,11 +130,14 @@ def merge_prompts(found: Found, prompt_file: str | Path | None) -> dict[str, dic
     checkpoint folder as they always were (entries naming no image are reported later).
     """
     explicit = read_prompt_file(prompt_file) if prompt_file else None
+    # grouped once by first folder: a scan of every entry per checkpoint would make planning
+    # grow with checkpoints x files
+    grouped = group_by_checkpoint(explicit) if explicit is not None else {}
     prompts: dict[str, dict[str, str]] = {}
     for name, samples in found.by_checkpoint().items():
         own = {s.file: s.prompt for s in samples if s.prompt and s.prompt.strip()}
         if explicit is not None:
-            own.update(prompts_of_checkpoint(explicit, name))
+            own.update(grouped.get(name, {}))
             own.update({s.file: explicit[s.file] for s in samples if s.file in explicit})
         prompts[name] = own
     return prompts

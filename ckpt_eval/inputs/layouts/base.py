@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.inputs.discover import list_images, relative_file
 from ckpt_eval.inputs.steps import parse_position
 
 
@@ -114,15 +115,12 @@ def checkpoint_name(step: int | None, epoch: int | None = None, prefix: str = ""
     raise ValueError("a checkpoint needs a step or an epoch")
 
 
-def relative(path: Path, root: Path) -> str:
-    """The path as manifests and prompt files name it: relative to root, forward slashes."""
-    return path.resolve().relative_to(root.resolve()).as_posix()
+# what every reader names a sample by: its path under samples.root, links not resolved
+relative = relative_file
 
 
 def image_files(folder: Path, extensions: Iterable[str]) -> list[Path]:
     """Images below `folder` (recursive, hidden skipped, sorted); none if the folder is missing."""
-    from ckpt_eval.inputs.discover import list_images
-
     return list_images(folder, extensions) if folder.is_dir() else []
 
 
