@@ -25,10 +25,10 @@ include: "workflow/rules/report.smk"
 report: f"{CAPTIONS}/workflow.rst"
 
 
+# the results, and every file they were made from (a deleted cache is then a missing target,
+# rebuilt by a plain rerun: see ckpt_eval/caches.py)
 rule all:
     default_target: True
     input:
-        f"{OUT}/consolidated_results.json",
-        f"{OUT}/metrics.csv",
-        f"{OUT}/report.md",
-        f"{OUT}/report.html",
+        RESULT_FILES,
+        KEPT_FILES,

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from ckpt_eval.atomic import write_text
 from ckpt_eval.config import load_schema
 from ckpt_eval.config_reference import render_reference
 from ckpt_eval.errors import CkptEvalError
@@ -58,7 +59,7 @@ def config_reference(output: Path | None) -> int:
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8", newline="\n")
+        write_text(output, text)
         print(f"wrote {output}")
     return 0
 

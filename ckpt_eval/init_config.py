@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ckpt_eval.atomic import write_text
 from ckpt_eval.config import load_schema, validate_config
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.inputs.discover import check_distinct_names, check_separate_folders
@@ -90,8 +91,7 @@ def run_init(request: InitRequest) -> list[str]:
     lines = summary(found, config)
     if generate is not None:
         lines += generation_lines(config)
-    request.output.parent.mkdir(parents=True, exist_ok=True)
-    request.output.write_text(text, encoding="utf-8")
+    write_text(request.output, text)
     lines.append("")
     lines.append(f"Wrote {request.output}.")
     if found.needs_generation and generate is None:  # diffusers: samples must be rendered

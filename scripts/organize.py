@@ -1,4 +1,5 @@
-"""Write the manifest of one image set (the real set or one checkpoint)."""
+"""Write the manifest of one image set (the real set or one checkpoint), sealed: the jobs that
+read it refuse one edited by hand (`ckpt_eval.inputs.manifest.read_manifest`)."""
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 

@@ -19,6 +19,7 @@ from ckpt_eval.config import config_hash
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract.inception import fingerprint as inception_fingerprint
 from ckpt_eval.features.cache import load_features, save_features
+from ckpt_eval.inputs.manifest import sealed
 from ckpt_eval.jsonio import read_json, write_json
 from ckpt_eval.metrics import fid as fid_metric
 from ckpt_eval.metrics.clip_score import clip_scores
@@ -343,8 +344,8 @@ def _write_inputs(
         clip=str(tmp_path / "clip.npz"),
         clip_real=str(tmp_path / "real_clip.npz"),
     )
-    write_json(manifest, paths.manifest)
-    write_json(real_manifest, paths.real_manifest)
+    write_json(sealed(manifest), paths.manifest)
+    write_json(sealed(real_manifest), paths.real_manifest)
     write_json(pairs, paths.pairs)
 
     def meta(m: dict[str, Any], weights: str) -> dict[str, Any]:
@@ -482,7 +483,7 @@ def test_checkpoint_metrics_refuses_mismatching_hashes(tmp_path: Path, which: st
     paths, _ = _write_inputs(tmp_path, True)
     manifest = read_json(getattr(paths, which))
     manifest["images"][2]["sha256"] = "f" * 64  # the image changed after features were cached
-    write_json(manifest, getattr(paths, which))
+    write_json(sealed(manifest), getattr(paths, which))
     with pytest.raises(CkptEvalError) as info:
         checkpoint_metrics(paths, _settings())
     assert "other images" in info.value.what
@@ -540,8 +541,8 @@ def _analysis_inputs(tmp_path: Path, n_fake: int, copies: dict[int, int]) -> Sim
             for k in ("inception_real", "inception", "clip", "clip_real")
         },
     )
-    write_json(manifest, paths.manifest)
-    write_json(real_manifest, paths.real_manifest)
+    write_json(sealed(manifest), paths.manifest)
+    write_json(sealed(real_manifest), paths.real_manifest)
     write_json(_pairs(manifest, ["p"] * n_fake), paths.pairs)
     for path, m, arrays in (
         (paths.inception_real, real_manifest, {"inception": real}),

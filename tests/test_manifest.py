@@ -12,7 +12,7 @@ from PIL import Image
 
 import ckpt_eval.jsonio as jsonio_mod
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.inputs.manifest import build_manifest
+from ckpt_eval.inputs.manifest import build_manifest, read_manifest
 from ckpt_eval.jsonio import read_json, write_json
 
 
@@ -180,3 +180,28 @@ def test_manifest_survives_json_round_trip(
     manifest = build_manifest("step-100", paths, root)
     write_json(manifest, tmp_path / "m.json")
     assert read_json(tmp_path / "m.json") == manifest
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m["images"].pop(0),  # an image left out by hand
+        lambda m: m["images"][0].update(sha256="0" * 64),  # a hash changed
+        lambda m: m.update(name="step-2"),  # another checkpoint's name
+        lambda m: m.pop("seal"),  # no seal at all
+    ],
+    ids=["image-removed", "hash-changed", "renamed", "seal-removed"],
+)
+def test_a_manifest_edited_by_hand_is_removed_never_used(samples, tmp_path: Path, edit) -> None:
+    root, paths = samples
+    path = tmp_path / "manifests" / "checkpoint_step-1.json"
+    manifest = build_manifest("step-1", paths, root)
+    write_json(manifest, path)
+    assert read_manifest(path) == manifest
+    edited = read_json(path)
+    edit(edited)
+    path.write_text(json.dumps(edited, indent=2) + "\n", encoding="utf-8")
+    with pytest.raises(CkptEvalError) as info:
+        read_manifest(path)
+    assert info.value.path == str(path) and "changed after organize wrote it" in info.value.what
+    assert info.value.fix.startswith("run the same command again") and not path.exists()

@@ -188,7 +188,7 @@ def test_a_stale_feature_file_is_removed_never_used_and_recomputed(tmp_path: Pat
     save_features(path, {"inception": arrays["inception"][::-1]}, {**meta, "image_sha256": []})
     done = snakemake(tmp_path, config, check=False)
     output = done.stdout + done.stderr
-    assert done.returncode != 0 and output.count("Cached features do not match") == 1
+    assert done.returncode != 0 and output.count("cached features do not match") == 1
     assert "Traceback" not in output and not path.exists()
     snakemake(tmp_path, config)
     assert _numbers(tmp_path) == before
@@ -207,3 +207,124 @@ def test_one_or_two_cores_and_runs_from_scratch_give_identical_results(tmp_path:
 
     first = run("--cores", "1")
     assert run("--cores", "2") == first
+
+
+def _whole(root: Path) -> str:
+    """The results JSON apart from when it was made, and the CSV: what must come back."""
+    data = _result(root)
+    data["provenance"].pop("generated_at", None)
+    csv_text = (root / "results" / "t" / "metrics.csv").read_text(encoding="utf-8")
+    return json.dumps(data, sort_keys=True) + csv_text
+
+
+def _up_to_date(root: Path, config: Path) -> None:
+    done = snakemake(root, config, "--dry-run")
+    assert "Nothing to be done" in done.stdout + done.stderr, done.stdout
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished run of two checkpoints; the healing tests work on copies of it."""
+    root = tmp_path_factory.mktemp("healthy")
+    snakemake(root, make_project(root, {"step-1": 4, "step-2": 4}))
+    return root
+
+
+def _copy(healthy: Path, tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "run"
+    shutil.copytree(healthy, root, symlinks=True)
+    return root, root / "config.yaml"
+
+
+# one file of every kind a run keeps (and the results), spread over the checkpoints
+DELETED = (
+    "features/inception/checkpoint_step-1.npz",
+    "features/clip/checkpoint_step-2.npz",
+    "features/clip/real.npz",
+    "manifests/real.json",
+    "prompts/step-2.json",
+    "metrics_checkpoint_step-1.json",
+    "bootstrap/checkpoint_step-2.npz",
+    "plots",
+    "report.html",
+)
+TRUNCATED = (
+    "features/inception/real.npz",
+    "features/clip/model.json",
+    "manifests/checkpoint_step-2.json",
+    "prompts/step-1.json",
+    "metrics_checkpoint_step-2.json",
+    "bootstrap/checkpoint_step-1.npz",
+    "consolidated_results.json",
+    "metrics.csv",
+    "report.md",
+)
+
+
+def test_deleted_and_truncated_caches_heal_in_one_plain_rerun(
+    healthy: Path, tmp_path: Path
+) -> None:
+    """The trap of issue 17: Snakemake does not rebuild a deleted intermediate file whose
+    downstream outputs are up to date, and trusts a truncated one. Every kept file is a target,
+    and damaged ones are forced at plan time: one plain rerun restores everything, same numbers."""
+    root, config = _copy(healthy, tmp_path)
+    before = _whole(root)
+    out = root / "results" / "t"
+    for name in DELETED:
+        shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    snakemake(root, config)
+    assert all((out / name).exists() for name in DELETED)
+    assert _whole(root) == before
+    _up_to_date(root, config)
+
+    for name in TRUNCATED:
+        path = out / name
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    done = snakemake(root, config)
+    output = done.stdout + done.stderr
+    assert f"ckpt-eval: {len(TRUNCATED)} damaged file(s)" in output
+    for name in TRUNCATED:
+        assert f"results/t/{name}: " in output
+    assert _whole(root) == before
+    _up_to_date(root, config)
+
+
+def test_content_damage_is_found_by_the_reader_and_the_advice_heals_it(
+    healthy: Path, tmp_path: Path
+) -> None:
+    """What the plan-time look cannot see (a bit flipped inside an array, another checkpoint's
+    features, a manifest edited by hand) the job reading the file finds: it removes the file,
+    says to run the same command again, and that run restores the same numbers."""
+    root, config = _copy(healthy, tmp_path)
+    before = _whole(root)
+    out = root / "results" / "t"
+    features = out / "features" / "inception"
+
+    def flip(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 3] ^= 0xFF  # inside the rows: the zip directory is intact
+        path.write_bytes(bytes(data))
+
+    def other_checkpoints(path: Path) -> None:
+        shutil.copy(features / "checkpoint_step-1.npz", path)
+
+    def edit_manifest(path: Path) -> None:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest["images"].pop()  # "leave this image out"
+        path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+    cases = [
+        (flip, features / "checkpoint_step-2.npz", "cached features cannot be read"),
+        (other_checkpoints, features / "checkpoint_step-2.npz", "do not match their inputs"),
+        (edit_manifest, out / "manifests" / "checkpoint_step-1.json", "changed after organize"),
+    ]
+    for damage, path, what in cases:
+        damage(path)
+        done = snakemake(root, config, check=False)
+        output = done.stdout + done.stderr
+        assert done.returncode != 0 and what in output, output
+        assert f"  file: {path.relative_to(root)}" in output and "Traceback" not in output
+        assert "fix: run the same command again" in output and not path.exists()
+        snakemake(root, config)  # the advice, literally
+        assert _whole(root) == before, what
+    _up_to_date(root, config)

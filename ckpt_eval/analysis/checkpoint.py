@@ -14,6 +14,7 @@ from ckpt_eval.analysis.pairing import counts_by_key, key_set, pairing_keys, pai
 from ckpt_eval.features.cache import check_matches, inception_set, load_features
 from ckpt_eval.features.extractors import enabled_extractors, fingerprints
 from ckpt_eval.features.moments import StreamedSet
+from ckpt_eval.inputs.manifest import read_manifest
 from ckpt_eval.inputs.steps import parse_position
 from ckpt_eval.jsonio import read_json
 from ckpt_eval.metrics.fid import statistics
@@ -246,8 +247,8 @@ def checkpoint_metrics(
     `analysis_settings(config)`; `workflow_dir` the workflow's folder, whose commit `made_by`
     records. Returns the result as the documented JSON and the bootstrap replicates.
     """
-    manifest = read_json(inputs.manifest)
-    real_manifest = read_json(inputs.real_manifest)
+    manifest = read_manifest(inputs.manifest)
+    real_manifest = read_manifest(inputs.real_manifest)
     pairs = read_json(inputs.pairs)
     features, real_features, status, metas = load_extracted(
         inputs, settings, manifest, real_manifest

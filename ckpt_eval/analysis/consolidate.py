@@ -17,6 +17,7 @@ from ckpt_eval.analysis.significance import (
     same_pairs,
     tiers,
 )
+from ckpt_eval.atomic import atomic_write
 from ckpt_eval.generate.plan import BASELINE
 from ckpt_eval.inputs.steps import parse_position
 from ckpt_eval.metrics.registry import Notice, anchor, lookup, quantities
@@ -260,7 +261,7 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def write_csv(result: dict[str, Any], path: str | Path) -> None:
     names = [column for column, _ in csv_columns()]
-    with open(path, "w", encoding="utf-8", newline="") as handle:
+    with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=names)
         writer.writeheader()
         for row in map(flat_row, result["checkpoints"]):
@@ -281,6 +282,7 @@ def consolidate_files(
 ) -> None:
     from ckpt_eval.config import config_hash
     from ckpt_eval.features.cache import load_features, load_meta
+    from ckpt_eval.inputs.manifest import read_manifest
     from ckpt_eval.jsonio import read_json, write_json
     from ckpt_eval.provenance import clip_source, provenance
     from ckpt_eval.results_schema import validate_results
@@ -319,7 +321,7 @@ def consolidate_files(
         arrays, _ = load_features(path)
         if arrays:
             replicates[row["name"]] = arrays
-    shared = shared_images([read_json(p) for p in manifest_paths])
+    shared = shared_images([read_manifest(p) for p in manifest_paths])
     result = consolidate(metrics, config, prov, replicates, shared)
     validate_results(result)
     write_json(result, out_json)

@@ -21,6 +21,7 @@ from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.features.cache import save_features, streamed_arrays
 from ckpt_eval.features.extractors import EXTRACTORS
 from ckpt_eval.features.moments import kept_rows
+from ckpt_eval.inputs.manifest import read_manifest
 from ckpt_eval.jsonio import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def inception_features(
     from ckpt_eval.extract import inception
     from ckpt_eval.extract.device import resolve_device
 
-    manifest = read_json(manifest_path)
+    manifest = read_manifest(manifest_path)
     device = resolve_device(device_name)
     path = inception.weights_path(weights)
     layers, digest = inception.load_inception(path, device)
@@ -144,7 +145,7 @@ def model_features(
     (pickscore), `image_size` (cmmd, dinov2).
     """
     extractor = EXTRACTORS[key]
-    manifest = read_json(manifest_path)
+    manifest = read_manifest(manifest_path)
     status = read_json(status_path)
     meta: dict[str, Any] = {
         "set": manifest["name"],

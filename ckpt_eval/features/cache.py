@@ -8,7 +8,6 @@ mismatch with the inputs is detected instead of silently reused.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,17 +16,17 @@ from typing import Any
 
 import numpy as np
 
+from ckpt_eval.atomic import atomic_write
+from ckpt_eval.caches import unusable
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.features.moments import StreamedSet
 
 
 def save_features(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Write to a temp name and rename, so a killed job never leaves a file that looks complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-    os.replace(tmp, path)
+    """Write to a temp name and rename (`atomic_write`), so a killed job never leaves a file
+    that looks complete."""
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
 
 
 def load_features(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -37,15 +36,25 @@ def load_features(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, An
 
 @contextmanager
 def _opened(path: str | Path) -> Iterator[Any]:
-    """The open .npz; any way it cannot be read becomes one error naming the file and the fix."""
+    """The open .npz. Content that cannot be read (truncated, corrupt, not a feature file) makes
+    it unusable: removed, and the error says to run again. A file the system will not let us
+    read (permissions) is left alone, with that fix."""
     try:
         with np.load(path, allow_pickle=False) as data:
             yield data
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise unusable(path, f"cached features cannot be read ({exc})") from exc
+    except FileNotFoundError as exc:
         raise CkptEvalError(
-            f"Cannot read cached features: {exc}",
+            "Cached features are missing.",
             path=path,
-            fix="delete the file; the next run recomputes it.",
+            fix="run the same command again: Snakemake rewrites every missing file of the run.",
+        ) from exc
+    except OSError as exc:
+        raise CkptEvalError(
+            f"Cannot read cached features: {exc.strerror}.",
+            path=path,
+            fix="make the file readable, then run the same command again.",
         ) from exc
 
 
@@ -68,14 +77,7 @@ def check_matches(
         if meta.get(key) != value:
             problems.append(f"its {key} is {meta.get(key)!r}, expected {value!r}")
     if problems:
-        Path(path).unlink(missing_ok=True)
-        raise CkptEvalError(
-            "Cached features do not match their inputs: "
-            + "; ".join(problems)
-            + ". The stale file was removed without being used.",
-            path=path,
-            fix="run the same command again: Snakemake recomputes the removed file.",
-        )
+        raise unusable(path, "cached features do not match their inputs: " + "; ".join(problems))
 
 
 def streamed_arrays(streamed: StreamedSet) -> dict[str, np.ndarray]:

@@ -27,6 +27,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from tqdm import tqdm
 
+from ckpt_eval.atomic import atomic_write
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract.device import resolve_device
 from ckpt_eval.generate.plan import (
@@ -246,9 +247,8 @@ def save_image(image: Image.Image, path: Path, fields: dict[str, Any]) -> dict[s
     info = PngInfo()
     for key, value in fields.items():
         info.add_text(key, json.dumps(value, ensure_ascii=False))
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG", pnginfo=info)
-    tmp.replace(path)
+    with atomic_write(path, "wb") as handle:
+        image.save(handle, format="PNG", pnginfo=info)
     sidecar = {**fields, "image_sha256": sha256_file(path)}
     write_json(sidecar, sidecar_path(path))
     return sidecar
@@ -265,7 +265,7 @@ def already_rendered(path: Path, wanted: dict[str, Any]) -> dict[str, Any] | Non
         return None
     try:
         sidecar = read_json(side)
-    except (OSError, ValueError):
+    except (OSError, ValueError, CkptEvalError):  # unreadable: rendered again
         return None
     if not sidecar_matches(sidecar, wanted) or sidecar.get("image_sha256") != sha256_file(path):
         return None

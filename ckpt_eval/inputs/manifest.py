@@ -6,6 +6,8 @@ the images a number came from are always on record.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -52,13 +54,44 @@ def build_manifest(
             fix="add readable images; the skipped files are: "
             + ", ".join(s["path"] for s in skipped[:5]),
         )
-    return {
-        "name": name,
-        "root": str(root),
-        "images": entries,
-        "skipped": skipped,
-        "duplicates": duplicate_groups(entries),
-    }
+    return sealed(
+        {
+            "name": name,
+            "root": str(root),
+            "images": entries,
+            "skipped": skipped,
+            "duplicates": duplicate_groups(entries),
+        }
+    )
+
+
+def _digest(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "seal"}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sealed(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with its `seal`: the sha256 of the rest of its content, so an edit by hand
+    (a line removed, a hash changed) is found by the job that reads it (`read_manifest`)."""
+    return {**manifest, "seal": _digest(manifest)}
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """A manifest organize wrote, checked against its seal. An edited one is never used: it is
+    removed and the error says to run again, which rebuilds it from the images (a manifest says
+    what the images are; it is not a place to change them)."""
+    from ckpt_eval.caches import unusable
+    from ckpt_eval.jsonio import read_json
+
+    manifest = read_json(path)
+    if not isinstance(manifest, dict) or manifest.get("seal") != _digest(manifest):
+        raise unusable(
+            path,
+            "the manifest was changed after organize wrote it (its content does not match its "
+            "seal); to leave images out, remove them from the image folder instead",
+        )
+    return manifest
 
 
 def duplicate_groups(entries: list[dict[str, Any]]) -> list[list[str]]:

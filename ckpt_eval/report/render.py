@@ -11,6 +11,7 @@ import jinja2
 from PIL import Image
 
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
+from ckpt_eval.atomic import write_bytes, write_text
 from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
 from ckpt_eval.inputs.images import load_rgb
 from ckpt_eval.metrics.registry import Quantity, quantities
@@ -194,7 +195,7 @@ def write_charts(pngs: dict[str, bytes], folder: str | Path) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, png in pngs.items():
-        (folder / f"{name}.png").write_bytes(png)
+        write_bytes(folder / f"{name}.png", png)
         written[name] = f"{folder.name}/{name}.png"
     return written
 
@@ -207,12 +208,13 @@ def render_files(
     out_html: str,
     plots_dir: str,
 ) -> None:
+    from ckpt_eval.inputs.manifest import read_manifest
     from ckpt_eval.jsonio import read_json
 
     result = read_json(result_path)
-    manifests = {m["name"]: m for m in (read_json(p) for p in manifest_paths)}
+    manifests = {m["name"]: m for m in (read_manifest(p) for p in manifest_paths)}
     pngs = charts(result)
     files = write_charts(pngs, plots_dir)
     markdown, html = render(result, config, manifests, pngs, files)
-    Path(out_md).write_text(markdown, encoding="utf-8")
-    Path(out_html).write_text(html, encoding="utf-8")
+    write_text(out_md, markdown)
+    write_text(out_html, html)

@@ -5,6 +5,7 @@ from pathlib import Path
 # this workflow's own library first (the scripts' _checkout.py does the same in the jobs)
 sys.path.insert(0, str(Path(workflow.basedir)))
 
+from ckpt_eval.caches import remove_damaged
 from ckpt_eval.config import validate_config
 from ckpt_eval.inputs.discover import (
     check_distinct_names,
@@ -172,3 +173,39 @@ onstart:
             workflow.executor_settings.status_command,
             workflow.executor_settings.init_seconds_before_status_checks,
         )
+
+
+# Caches that heal (ckpt_eval/caches.py): every file a finished run keeps is a target of `rule
+# all`, so a deleted one is rebuilt like any missing target; a damaged one (seen from its size
+# and last bytes, no full read) is removed here, so it is rebuilt the same way: its job and
+# everything downstream rerun in this same plain run.
+RESULT_FILES = [
+    f"{OUT}/consolidated_results.json",
+    f"{OUT}/metrics.csv",
+    f"{OUT}/report.md",
+    f"{OUT}/report.html",
+]
+
+
+def kept_files():
+    """Every file besides the results that a finished run keeps (manifests, prompt pairs,
+    features and model statuses, per-checkpoint metrics and replicates, the charts)."""
+    files = [f"{OUT}/manifests/real.json", f"{OUT}/plots", *MODEL_STATUSES]
+    for ckpt in CHECKPOINTS:
+        files += [
+            f"{OUT}/manifests/checkpoint_{ckpt}.json",
+            f"{OUT}/prompts/{ckpt}.json",
+            f"{OUT}/metrics_checkpoint_{ckpt}.json",
+            f"{OUT}/bootstrap/checkpoint_{ckpt}.npz",
+            *feature_paths(OUT, config, ckpt).values(),
+        ]
+        if GENERATE:
+            files.append(str(GENERATE.record(ckpt)))
+    return list(dict.fromkeys(files))
+
+
+KEPT_FILES = kept_files()
+if workflow.is_main_process:
+    DAMAGED = remove_damaged(KEPT_FILES + RESULT_FILES)
+    if DAMAGED:
+        print(DAMAGED, file=sys.stderr)
