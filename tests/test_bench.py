@@ -5,6 +5,7 @@ bench's job (`make bench`), never a test's: nothing here times anything."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import common  # noqa: E402
 import incremental  # noqa: E402
 import run  # noqa: E402
+import tree  # noqa: E402
 
 SNAKEMAKE_LOG = """\
 Select jobs to execute...
@@ -76,3 +78,20 @@ def test_machine_load_note_says_whether_the_machine_was_shared() -> None:
     assert "25%" in load.note() and "(the machine was shared)" in load.note()
     load.others = None
     assert "not measured" in load.note()
+
+
+def test_tree_linearity_is_the_cost_of_added_files_not_of_the_fixed_start() -> None:
+    """Figure 7 compares what files added late cost with what files added early cost: a fixed
+    start-up time cancels out, a quadratic plan shows as 2 x and misses the target."""
+
+    sizes = [25_000, 50_000, 100_000]
+
+    def result(seconds: Callable[[int], float]) -> dict:
+        times = {n: [seconds(n)] for n in sizes}
+        return {"sizes": sizes, "library": times, "dry": times, "jobs": dict.fromkeys(sizes, 7)}
+
+    linear = tree.markdown(result(lambda n: 8.0 + n / 10_000), None)
+    assert "**1.00 x**" in linear and "Target met: yes" in linear
+    assert tree._added({25_000: [10.5], 50_000: [13.0]}, 25_000, 50_000) == pytest.approx(0.1)
+    quadratic = tree.markdown(result(lambda n: 8.0 + (n / 10_000) ** 2), None)
+    assert "**2.00 x**" in quadratic and "Target met: NO" in quadratic
