@@ -115,6 +115,27 @@ def remove_damaged(paths: Iterable[str | Path]) -> str | None:
     return "\n".join(lines)
 
 
+def unwritable(out: str | Path, paths: Iterable[str | Path]) -> str | None:
+    """A notice when the results folder, one of its folders or files cannot be written (a
+    read-only mount, permissions), or None. Snakemake itself then stops any job that would
+    write there ("Write-protected output files"), without saying what to do; a run with
+    nothing to do only reads the results and goes through. One access() per folder and file."""
+    out = Path(out)
+    if not out.is_dir():
+        return None
+    folders = [out, *(p for p in out.rglob("*") if p.is_dir() and p.name != "logs")]
+    existing = [Path(p) for p in paths if os.path.lexists(p)]
+    blocked = next((p for p in [*folders, *existing] if not os.access(p, os.W_OK)), None)
+    if blocked is None:
+        return None
+    return (
+        f"ckpt-eval: {blocked} cannot be written (read-only file system or permissions). A run "
+        "with work to do stops at Snakemake's 'Write-protected output files'; results are "
+        f"only read.\n  fix: make {out} writable (e.g. `chmod -R u+w {out}`), or give the "
+        "config another `run:` name (its results then go to results/<name>/)."
+    )
+
+
 def unusable(path: str | Path, why: str) -> CkptEvalError:
     """The error of a job that found one of its cached inputs unusable: the file is removed
     first (it can never be read as valid), so the same command again rebuilds it (a missing

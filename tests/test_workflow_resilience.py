@@ -328,3 +328,95 @@ def test_content_damage_is_found_by_the_reader_and_the_advice_heals_it(
         snakemake(root, config)  # the advice, literally
         assert _whole(root) == before, what
     _up_to_date(root, config)
+
+
+def _command(root: Path, config: Path, *args: str) -> list[str]:
+    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(root), "--configfile", str(config),
+            "--cores", "2", *args]  # fmt: skip
+
+
+def _run(command: list[str], root: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
+
+
+def test_a_read_only_results_folder_is_named_with_a_fix_that_works(
+    healthy: Path, tmp_path: Path
+) -> None:
+    root, config = _copy(healthy, tmp_path)
+    before = _whole(root)
+    out = root / "results" / "t"
+    (out / "metrics_checkpoint_step-2.json").unlink()  # work to do
+    if os.geteuid() == 0:  # root writes through permissions: a read-only mount instead
+        wrap = ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(out)]
+        done = _run(wrap + _command(root, config), root)
+    else:
+        subprocess.run(["chmod", "-R", "a-w", str(out)], check=True)
+        done = _run(_command(root, config), root)
+        subprocess.run(["chmod", "-R", "u+w", str(out)], check=True)  # the fix, followed
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "ckpt-eval: results/t cannot be written" in output
+    assert "fix: make results/t writable" in output and "another `run:` name" in output
+    assert "Write-protected output files" in output  # Snakemake's own stop, before any job
+    assert not (out / "metrics_checkpoint_step-2.json").exists()
+    snakemake(root, config)  # writable again: the same command completes
+    assert _whole(root) == before
+
+
+def test_two_runs_of_one_config_at_once_the_second_is_refused(
+    healthy: Path, tmp_path: Path
+) -> None:
+    root, config = _copy(healthy, tmp_path)
+    before = _whole(root)
+    (root / "results" / "t" / "features" / "inception" / "real.npz").unlink()  # work to do
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    first = subprocess.Popen(_command(root, config), cwd=root, env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        locks = root / ".snakemake" / "locks"
+        deadline = time.monotonic() + 120
+        while not (locks.is_dir() and any(locks.iterdir())):  # the first run holds its lock
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        second = snakemake(root, config, check=False)
+    finally:
+        assert first.wait(timeout=600) == 0
+    output = second.stdout + second.stderr
+    assert second.returncode != 0 and "Directory cannot be locked" in output
+    assert _whole(root) == before  # the first run's results, untouched by the second
+    _up_to_date(root, config)  # and the second, run again once the first is done, has no work
+
+
+def test_two_configs_with_one_run_name_are_refused_naming_both(
+    healthy: Path, tmp_path: Path
+) -> None:
+    root, config = _copy(healthy, tmp_path)
+    before = _whole(root)
+    shutil.copytree(root / "samples", root / "samples-b")
+    shutil.rmtree(root / "samples-b" / "step-2")
+    other = root / "other.yaml"
+    data = yaml.safe_load(config.read_text())
+    other.write_text(yaml.safe_dump({**data, "samples": {"root": "samples-b"}}))
+    done = snakemake(root, other, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "results/t/ holds the results of other data" in output
+    assert "samples 'samples'" in output and "samples 'samples-b'" in output
+    assert "own `run:` name" in output and "delete results/t/run.json" in output
+    assert _whole(root) == before
+
+    # the same config edited in other ways (or run again) is not refused
+    edited = root / "edited.yaml"
+    edited.write_text(yaml.safe_dump({**data, "kid": {"subsets": 20}}))
+    snakemake(root, edited, "--dry-run")
+
+    # the fixes, literally: its own run name ...
+    other.write_text(yaml.safe_dump({**data, "samples": {"root": "samples-b"}, "run": "b"}))
+    snakemake(root, other)
+    assert _whole(root) == before
+    separate = json.loads((root / "results" / "b" / "consolidated_results.json").read_text())
+    assert [c["name"] for c in separate["checkpoints"]] == ["step-1"]
+    # ... or, replacing the other config, the record deleted (a dry run: it plans, not refuses)
+    other.write_text(yaml.safe_dump({**data, "samples": {"root": "samples-b"}}))
+    (root / "results" / "t" / "run.json").unlink()
+    snakemake(root, other, "--dry-run")

@@ -5,8 +5,9 @@ from pathlib import Path
 # this workflow's own library first (the scripts' _checkout.py does the same in the jobs)
 sys.path.insert(0, str(Path(workflow.basedir)))
 
-from ckpt_eval.caches import remove_damaged
+from ckpt_eval.caches import remove_damaged, unwritable
 from ckpt_eval.config import validate_config
+from ckpt_eval.run_record import check_run_data, record_run_data, run_data
 from ckpt_eval.inputs.discover import (
     check_distinct_names,
     check_separate_folders,
@@ -36,6 +37,11 @@ EXTENSIONS = config["samples"]["extensions"]
 GENERATE = generation_plan(config, OUT) if config.get("generate") else None
 SAMPLES = GENERATE.samples() if GENERATE else load_samples(config)
 SAMPLES_ROOT = str(SAMPLES.root)
+# the data this config evaluates: results/<run>/ of other data (another config with the same
+# `run:` name) is refused before any work (ckpt_eval/run_record.py); recorded at onstart
+RUN_DATA = run_data(config, SAMPLES_ROOT)
+if workflow.is_main_process:
+    check_run_data(OUT, RUN_DATA)
 CHECKPOINTS = SAMPLES.checkpoints()
 # before any work: no checkpoint's result files may be another's on a case-insensitive disk,
 # and no set's images may be counted in another (real images, samples, results' charts)
@@ -165,6 +171,7 @@ def slurm_jobs(dag):
 # for more than any node of its partition has or the executor could not see jobs end
 # (ckpt_eval/cluster.py): SLURM would otherwise keep it waiting forever without a word.
 onstart:
+    record_run_data(OUT, RUN_DATA)
     if workflow.executor_plugin and workflow.executor_plugin.name == "slurm":
         from ckpt_eval.cluster import check_slurm_run
 
@@ -206,6 +213,8 @@ def kept_files():
 
 KEPT_FILES = kept_files()
 if workflow.is_main_process:
-    DAMAGED = remove_damaged(KEPT_FILES + RESULT_FILES)
+    DAMAGED = unwritable(OUT, KEPT_FILES + RESULT_FILES) or remove_damaged(
+        KEPT_FILES + RESULT_FILES
+    )
     if DAMAGED:
         print(DAMAGED, file=sys.stderr)
