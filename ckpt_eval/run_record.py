@@ -81,4 +81,3 @@ def record_run_data(out: str | Path, data: dict[str, Any]) -> None:
     record = Path(out) / RECORD
     if not record.is_file():
         write_json(data, record)
-
