@@ -21,6 +21,7 @@ from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.inputs.discover import check_distinct_names, check_separate_folders
 from ckpt_eval.inputs.layouts import (
     TITLES,
+    TRAINER_PROMPTS,
     detect_layout,
     merge_prompts,
     read_layout,
@@ -111,20 +112,21 @@ def generate_section(request: InitRequest, found: Found) -> dict[str, Any] | Non
 
     The base model is --base-model, or what the trainer recorded (kohya's `ss_sd_model_name`,
     the `base_model` of the diffusers scripts' README.md). The prompts: --prompt-file for the
-    diffusers scripts (they keep none), kohya's own prompt file, or the prompts of the
-    trainer's samples.
+    diffusers scripts (they keep none), the trainer's own (kohya's prompt file, ai-toolkit's job
+    config, SimpleTuner's prompt library: read with the settings they state), or the prompts of
+    the trainer's samples.
     """
     to_render = found.needs_generation or (found.checkpoint_files and not found.samples)
     if not (to_render or request.base_model):
         return None
     base = request.base_model or trainer_base_model(found)
     missing = [] if base else ["--base-model <hub id or local diffusers folder>"]
-    prompts: Any = None  # generate.prompts null: kohya's own prompt file
+    prompts: Any = None  # generate.prompts null: the trainer's own prompts and their settings
     if found.layout == "diffusers":  # elsewhere --prompt-file is the trainer's own file
         if request.prompt_file is None:
             missing.append("--prompt-file <the prompts to render, one a line>")
         prompts = path_text(request.prompt_file) if request.prompt_file else None
-    elif found.layout != "kohya" or found.prompt_source is None:
+    elif found.layout not in TRAINER_PROMPTS or found.prompt_source is None:
         by_index = {s.prompt_index or 0: s.prompt for s in found.samples if s.prompt}
         prompts = [by_index[i] for i in sorted(by_index)]
         if not prompts:
@@ -307,7 +309,7 @@ def config_text(request: InitRequest, found: Found, generate: dict[str, Any] | N
         rows += [
             "generate:  # render every checkpoint's samples (README: Generating samples)",
             f"  base_model: {value(generate['base_model'])}  # hub id or local diffusers folder",
-            f"  prompts: {value(generate['prompts'])}  # list, prompt file; null: kohya's own",
+            f"  prompts: {value(generate['prompts'])}  # list, prompt file; null: trainer's",
             "  images_per_prompt: 8  # per prompt and checkpoint; FID wants hundreds in all",
             "  seed: 0  # image i of prompt p: seed from sha256(ckpt-eval:<seed>:<p>:<i>)",
             "  steps: 30  # inference steps",

@@ -146,3 +146,30 @@ def test_deterministic_bytes() -> None:
     assert metric_chart(changed, "fid", "FID", "lower", None, "step-300") != first
     # no creation time or software version in the file
     assert b"Software" not in first and b"matplotlib" not in first.lower()
+
+
+def test_a_strength_sweep_draws_one_line_per_scale(figures: list[Any]) -> None:
+    rows = [{"name": "base-step-000000", "step": 0, "epoch": None, "fid": 50.0}] + [
+        {
+            "name": f"step-{step}@{scale}",
+            "step": step,
+            "epoch": None,
+            "lora_scale": scale,
+            "fid": fid,
+        }
+        for step, scale, fid in [
+            (100, 0.5, 40.0),
+            (100, 1.0, 35.0),
+            (200, 0.5, 30.0),
+            (200, 1.0, 38.0),
+        ]
+    ]
+    metric_chart(rows, "fid", "FID", "lower", None, "step-200@0.5")
+    ((_, ax),) = figures
+    lines = {c.get_label(): c.lines[0] for c in ax.containers}  # one errorbar per scale
+    assert lines["base model"].get_xdata().tolist() == [0]
+    assert lines["LoRA scale 0.5"].get_xdata().tolist() == [100, 200]
+    assert lines["LoRA scale 0.5"].get_ydata().tolist() == [40.0, 30.0]
+    assert lines["LoRA scale 1.0"].get_ydata().tolist() == [35.0, 38.0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["LoRA scale 0.5", "LoRA scale 1.0", "base model", "recommended"]

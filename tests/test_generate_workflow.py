@@ -5,6 +5,7 @@ only what is missing. Run up to the prompts stage only, to keep the test short."
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -29,6 +30,28 @@ def pixels(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+def generate_config(**generate: object) -> dict:
+    """The diffusers checkpoints under out/ rendered from the tiny base model at 32x32 in 2
+    steps, on the CPU, without a CLIP model."""
+    return {
+        "run": "t",
+        "real_images": "real",
+        "samples": {"root": "out", "layout": "diffusers"},
+        "generate": {
+            "base_model": "base",
+            "prompts": PROMPTS,
+            "steps": 2,
+            "width": 32,
+            "height": 32,
+            **generate,
+        },
+        "device": "cpu",
+        "feature_threads": 1,  # two generate jobs at once on two cores
+        "num_workers": 0,
+        "clip": {"model": "no-such-clip-model", "required": False},
+    }
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """checkpoint-100: LoRA A, checkpoint-200: LoRA B, checkpoint-300: LoRA A again; the
@@ -40,24 +63,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "out" / "checkpoint-300").mkdir()
     shutil.copy(a, root / "out" / "checkpoint-300" / a.name)
     write_images(root / "real", 6, seed=1, size=(32, 32))
-    config = {
-        "run": "t",
-        "real_images": "real",
-        "samples": {"root": "out", "layout": "diffusers"},
-        "generate": {
-            "base_model": "base",
-            "prompts": PROMPTS,
-            "images_per_prompt": 2,
-            "steps": 2,
-            "width": 32,
-            "height": 32,
-            "negative_prompt": "blurry",
-        },
-        "device": "cpu",
-        "feature_threads": 1,  # two generate jobs at once on two cores
-        "num_workers": 0,
-        "clip": {"model": "no-such-clip-model", "required": False},
-    }
+    config = generate_config(images_per_prompt=2, negative_prompt="blurry")
     (root / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     snakemake(root, root / "config.yaml", *(f"results/t/prompts/{n}.json" for n in CHECKPOINTS))
     return root
@@ -144,3 +150,95 @@ def test_the_run_goes_on_to_evaluate_and_report_every_checkpoint(project: Path) 
     assert any(f"({BASELINE})" in reason for reason in result["recommendation"]["reasons"])
     html = (out / "report.html").read_text(encoding="utf-8")
     assert all(name in html for name in CHECKPOINTS)
+    # no sweep: the candidates are the checkpoints, and nothing names a scale
+    assert not any("lora_scale" in r for r in result["checkpoints"])
+    assert "lora_scale" not in result["recommendation"]
+    assert "lora_scale" not in (out / "metrics.csv").read_text().splitlines()[0]
+
+
+# --- a LoRA strength sweep ---------------------------------------------------------------------
+
+SCALES = [0.0, 0.5, 1.0]
+SWEEP = [BASELINE] + [f"step-{s:06d}@{x}" for s in (100, 200) for x in ("0.0", "0.5", "1.0")]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two LoRA checkpoints at three scales (scale 0 = the LoRA switched off), 10 images each
+    (enough for bootstrap intervals), run to the report."""
+    root = tmp_path_factory.mktemp("sweep")
+    base = make_tiny_pipeline(root / "base")
+    make_lora(base, root / "out" / "checkpoint-100", seed=1)
+    make_lora(base, root / "out" / "checkpoint-200", seed=2)
+    write_images(root / "real", 12, seed=1, size=(32, 32))
+    config = generate_config(images_per_prompt=5, lora_scales=SCALES)
+    config["bootstrap"] = {"resamples": 200}
+    (root / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    snakemake(root, root / "config.yaml")
+    return root
+
+
+def test_a_strength_sweep_ranks_and_compares_every_checkpoint_at_every_scale(sweep: Path) -> None:
+    out = sweep / "results/t"
+    result = json.loads((out / "consolidated_results.json").read_text())
+    rows = result["checkpoints"]
+    # candidates sorted by step, then scale; the baseline once, first
+    assert [r["name"] for r in rows] == SWEEP
+    by_name = {r["name"]: r for r in rows}
+    assert "lora_scale" not in by_name[BASELINE]
+    for row in rows[1:]:
+        checkpoint, scale = row["name"].split("@")
+        assert (row["lora_checkpoint"], row["lora_scale"]) == (checkpoint, float(scale))
+        assert row["step"] == int(checkpoint.removeprefix("step-"))
+        assert row["n_images"] == 10 and row["fid_ci"] is not None
+    # every candidate ranked, by its score
+    ranked = sorted(rows, key=lambda r: r["rank"])
+    assert [r["rank"] for r in ranked] == list(range(1, len(SWEEP) + 1))
+    assert [r["score"] for r in ranked] == sorted((r["score"] for r in rows), reverse=True)
+    # the same prompts and seeds for every candidate: every comparison is paired
+    seeds = {tuple((i["prompt"], i["seed"]) for i in r["per_image"]) for r in rows}
+    assert len(seeds) == 1
+    family = result["significance"]["family"]
+    assert family["paired"] == family["pairs_compared"] == len(SWEEP) * (len(SWEEP) - 1) // 2
+    # scale 0 is the LoRA switched off: the base model's pixels, so its FID exactly
+    for step in (100, 200):
+        assert by_name[f"step-{step:06d}@0.0"]["fid"] == by_name[BASELINE]["fid"]
+        assert by_name[f"step-{step:06d}@1.0"]["fid"] != by_name[BASELINE]["fid"]
+    # the previous checkpoint of a candidate is the one before it at the same scale
+    later = by_name["step-000200@0.5"]["vs_previous"]["fid"]
+    expected = by_name["step-000200@0.5"]["fid"] - by_name["step-000100@0.5"]["fid"]
+    assert later["difference"] == pytest.approx(expected)
+    # the recommendation names the checkpoint and its scale
+    rec = result["recommendation"]
+    assert rec["checkpoint"] == f"{rec['lora_checkpoint']}@{rec['lora_scale']:.1f}"
+    assert rec["checkpoint"] in SWEEP[1:] and rec["step"] == by_name[rec["checkpoint"]]["step"]
+    assert any(
+        f"Ship {rec['lora_checkpoint']} at LoRA scale" in reason for reason in rec["reasons"]
+    )
+    assert {o["lora_scale"] for o in rec["other_scales"]} == set(SCALES) - {rec["lora_scale"]}
+    # the CSV and both reports show the scale
+    with open(out / "metrics.csv", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    header = list(table[0])
+    assert header[header.index("epoch") + 1 : header.index("epoch") + 3] == [
+        "lora_checkpoint",
+        "lora_scale",
+    ]
+    assert [(r["name"], r["lora_scale"]) for r in table] == [
+        (r["name"], str(r.get("lora_scale", ""))) for r in rows
+    ]
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "| Step | LoRA scale | Images |" in markdown
+    assert f"(step {rec['step']}, LoRA scale {rec['lora_scale']})" in markdown
+    assert "<th>LoRA scale</th>" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_adding_a_scale_adds_its_candidates_and_reruns_no_other(sweep: Path) -> None:
+    config = yaml.safe_load((sweep / "config.yaml").read_text())
+    config["generate"]["lora_scales"] = [*SCALES, 1.5]
+    (sweep / "wider.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = snakemake(sweep, sweep / "wider.yaml", "--dry-run")
+    stats = (done.stdout + done.stderr).split("Job stats:")[1].split("\n\n")[0]
+    counts = dict(line.split() for line in stats.splitlines()[3:] if line.strip())
+    assert counts["generate"] == counts["metrics_checkpoint"] == "2"  # step-000100@1.5, ...@1.5
+    assert "step-000100@1.5" in done.stdout + done.stderr

@@ -223,7 +223,9 @@ def test_ai_toolkit_trigger_word_option_and_legacy_prompt_list(tmp_path: Path) -
     (tree.root / "config.yaml").write_text(yaml.safe_dump(job))
     found = read("ai-toolkit", tree.root, trigger_word="zkz")
     assert prompts_by_index(found) == {0: "zkz at the beach", 1: "a cat", 2: "zkz in space"}
-    assert {s.seed for s in found.samples} == {42}
+    # a prompt's own --seed is that image's seed (GenerateImageConfig: "prompt string will
+    # override any settings above"), the running seed stays
+    assert {s.prompt_index: s.seed for s in found.samples} == {0: 42, 1: 42, 2: 3}
 
 
 def test_ai_toolkit_prompt_without_text_is_skipped_by_count(tmp_path: Path) -> None:

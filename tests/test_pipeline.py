@@ -4,6 +4,7 @@ model's own output, reruns keep what is on disk, and failures name the checkpoin
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from dataclasses import replace
@@ -15,9 +16,16 @@ import torch
 from diffusion_fixture import kohya_file, make_lora, make_tiny_pipeline
 from PIL import Image
 
+from ckpt_eval.config import validate_config
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.generate.pipeline import generate
-from ckpt_eval.generate.plan import GenerateSettings, image_seed, plan_images
+from ckpt_eval.generate.plan import (
+    GenerateSettings,
+    GenerationPlan,
+    generation_plan,
+    image_seed,
+    plan_images,
+)
 from ckpt_eval.inputs.images import sha256_file
 
 PROMPTS = ("a photo of a dog", "an oil painting of a mountain landscape")
@@ -162,6 +170,90 @@ def test_a_rerun_renders_only_what_is_missing_or_stale(
     # another setting that changes pixels: everything again
     record = generate({"a": models["a"]}, settings(models, steps=3), tmp_path, "cpu")["a"]
     assert (record["rendered"], record["reused"]) == (4, 0)
+
+
+def kohya_plan(models: dict[str, Path], prompt_file: Path, tmp_path: Path) -> GenerationPlan:
+    """The plan of a kohya output folder whose --sample_prompts file states each prompt's
+    settings (generate.prompts null: the trainer's own)."""
+    config = validate_config(
+        {
+            "run": "k",
+            "real_images": "real",
+            "samples": {
+                "root": str(models["kohya_a"].parent),
+                "layout": "kohya",
+                "prompt_file": str(prompt_file),
+            },
+            "generate": {"base_model": str(models["base"]), "images_per_prompt": 1},
+        }
+    )
+    return generation_plan(config, tmp_path)
+
+
+KOHYA_FLAGS = (
+    "a photo of a dog --n blurry --w 64 --h 64 --d 42 --s 2 --l 5\n"
+    "an oil painting of a mountain landscape --w 64 --h 64 --d {seed} --s 2\n"
+)
+
+
+def test_kohya_per_prompt_settings_render_the_same_images_twice(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """sd-scripts' prompt flags reach the pipeline: each prompt at its own size, steps, guidance,
+    negative prompt and seed (--d), and two renders of the plan give the same bytes. Another
+    --d gives another image, and only that prompt's image is rendered again."""
+    prompt_file = tmp_path / "prompt.txt"
+    prompt_file.write_text(KOHYA_FLAGS.format(seed=7), encoding="utf-8")
+    plan = kohya_plan(models, prompt_file, tmp_path)
+    lora = {"step-000100": plan.loras["step-000100"]}
+    once = generate(lora, plan.settings, tmp_path / "once", "cpu")["step-000100"]
+    twice = generate(lora, plan.settings, tmp_path / "twice", "cpu")["step-000100"]
+    assert once["rendered"] == twice["rendered"] == 2
+    first, second = files(tmp_path / "once" / "step-000100")
+    for image in (first, second):
+        again = tmp_path / "twice" / "step-000100" / image.name
+        assert again.read_bytes() == image.read_bytes()
+        assert np.array_equal(pixels(again), pixels(image))
+    dog = json.loads(first.with_suffix(".json").read_text())
+    assert (dog["seed"], dog["image_seed"], dog["negative_prompt"]) == (42, 42, "blurry")
+    assert (dog["steps"], dog["guidance_scale"], dog["size"]) == (2, 5.0, [64, 64])
+    assert dog["trainer_settings"] == [
+        "seed", "negative_prompt", "width", "height", "steps", "guidance_scale"
+    ]  # fmt: skip
+    landscape = json.loads(second.with_suffix(".json").read_text())
+    assert (landscape["image_seed"], landscape["guidance_scale"]) == (7, 7.5)  # the section's
+    record = json.loads((tmp_path / "once" / "step-000100" / "images.json").read_text())
+    assert [i["image_seed"] for i in record["images"]] == [42, 7]
+    # another --d for the second prompt: its image changes, the first is kept as it was
+    before = {p.name: p.read_bytes() for p in (first, second)}
+    prompt_file.write_text(KOHYA_FLAGS.format(seed=8), encoding="utf-8")
+    changed = kohya_plan(models, prompt_file, tmp_path)
+    record = generate(lora, changed.settings, tmp_path / "once", "cpu")["step-000100"]
+    assert (record["rendered"], record["reused"]) == (1, 1)
+    assert first.read_bytes() == before[first.name]
+    assert not np.array_equal(
+        pixels(second), np.asarray(Image.open(io.BytesIO(before[second.name])))
+    )
+    assert json.loads(second.with_suffix(".json").read_text())["image_seed"] == 8
+
+
+def test_a_lora_scale_is_the_adapters_weight(models: dict[str, Path], tmp_path: Path) -> None:
+    """Scale 0 renders the base model's images, 0.5 images between none and the full LoRA."""
+    loras = {"zero": models["a"], "half": models["a"], "full": models["a"], "base": None}
+    for name, scale in (("zero", 0.0), ("half", 0.5), ("full", 1.0), ("base", 1.0)):
+        generate(
+            {name: loras[name]}, settings(models, lora_scale=scale, images_per_prompt=1),
+            tmp_path, "cpu",
+        )  # fmt: skip
+    for image in files(tmp_path / "base"):
+        zero, half, full, base = (
+            pixels(tmp_path / n / image.name).astype(float)
+            for n in ("zero", "half", "full", "base")
+        )
+        assert np.array_equal(zero, base)
+        assert not np.array_equal(half, base) and not np.array_equal(half, full)
+        sidecar = json.loads((tmp_path / "half" / image.name).with_suffix(".json").read_text())
+        assert sidecar["lora_scale"] == 0.5
 
 
 def test_scheduler_by_name_and_one_that_does_not_fit(

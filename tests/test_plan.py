@@ -196,3 +196,202 @@ def test_settings_round_trip_through_rule_params() -> None:
     params = settings.as_params()
     assert params["prompts"] == ["x", "y"]
     assert GenerateSettings.from_params(params) == settings
+
+
+# --- LoRA strength sweep -------------------------------------------------------------------
+
+
+def test_a_strength_sweep_plans_every_checkpoint_at_every_scale(tmp_path: Path) -> None:
+    """Candidates `<checkpoint>@<scale>` in step, then scale order; the baseline once; each job
+    at its own scale; the same images (names, prompts, seeds) for every candidate."""
+    make.diffusers(tmp_path / "out", steps=(500, 1000))
+    plan = generation_plan(
+        config(tmp_path / "out", "diffusers", prompts=["a dog"], lora_scales=[1.0, 0.6, 0.8]),
+        tmp_path / "results",
+    )
+    names = [f"step-{s:06d}@{x}" for s in (500, 1000) for x in ("0.6", "0.8", "1.0")]
+    assert list(plan.loras) == [BASELINE, *names]
+    assert plan.scales == {BASELINE: None} | dict(zip(names, [0.6, 0.8, 1.0] * 2, strict=True))
+    assert plan.loras["step-000500@0.6"] == plan.loras["step-000500@1.0"]
+    assert [parse_position(n).step for n in names] == [500] * 3 + [1000] * 3
+    assert sorted(names, key=lambda n: parse_position(n).sort_key) == names
+    assert plan.job_params("step-000500@0.8")["lora_scale"] == 0.8
+    assert plan.job_params(BASELINE)["lora_scale"] == 1.0
+    seeds = plan.samples().by_checkpoint()
+    assert {tuple(s.seed for s in group) for group in seeds.values()} == {
+        tuple(p.image_seed for p in plan.images)
+    }
+    # adding a scale leaves the other jobs' params as they were: it adds jobs, reruns none
+    wider = generation_plan(
+        config(tmp_path / "out", "diffusers", prompts=["a dog"], lora_scales=[0.6, 0.8, 1.0, 1.2]),
+        tmp_path / "results",
+    )
+    assert all(wider.job_params(n) == plan.job_params(n) for n in plan.loras)
+    assert "step-001000@1.2" in wider.loras
+
+
+def test_without_a_sweep_the_plan_and_its_job_params_are_as_before(tmp_path: Path) -> None:
+    """The default (no lora_scales) keeps the names and the generate jobs' params it had
+    before the sweep and the trainer settings existed, so existing runs rerun nothing."""
+    make.diffusers(tmp_path / "out", steps=(500,))
+    plan = generation_plan(
+        config(tmp_path / "out", "diffusers", prompts=["a dog"], lora_scale=0.7),
+        tmp_path / "results",
+    )
+    assert list(plan.loras) == [BASELINE, "step-000500"]
+    assert sorted(plan.job_params("step-000500")) == sorted(
+        [
+            "base_model", "prompts", "pipeline", "negative_prompt", "seed",
+            "images_per_prompt", "steps", "guidance_scale", "width", "height", "scheduler",
+            "dtype", "lora_scale", "baseline", "attention_slicing", "vae_tiling", "cpu_offload",
+        ]
+    )  # fmt: skip
+    assert plan.job_params("step-000500")["lora_scale"] == 0.7
+    assert [p.image_seed for p in plan.images] == [image_seed(0, 0, i) for i in range(8)]
+
+
+def test_sweep_errors_say_what_to_do(tmp_path: Path) -> None:
+    make.diffusers(tmp_path / "out", steps=(500,))
+    with pytest.raises(CkptEvalError, match="lora_scale and generate.lora_scales are both set"):
+        generation_plan(
+            config(tmp_path / "out", "diffusers", prompts=["a"], lora_scale=0.5, lora_scales=[1]),
+            tmp_path / "results",
+        )
+    with pytest.raises(CkptEvalError, match="at most 4 decimals"):
+        generation_plan(
+            config(tmp_path / "out", "diffusers", prompts=["a"], lora_scales=[0.12345]),
+            tmp_path / "results",
+        )
+    with pytest.raises(CkptEvalError, match="generate.lora_scales"):  # the schema: distinct
+        config(tmp_path / "out", "diffusers", lora_scales=[0.5, 0.5])
+    with pytest.raises(CkptEvalError, match="generate.lora_scales"):
+        config(tmp_path / "out", "diffusers", lora_scales=[-0.5])
+
+
+# --- the trainer's own sample settings -----------------------------------------------------
+
+
+def test_kohya_prompt_flags_become_each_prompts_settings(tmp_path: Path) -> None:
+    """sd-scripts' `--n --w --h --d --s --l` (train_util.line_to_prompt_dict) win over the
+    section for their prompt; what a prompt does not state comes from the section."""
+    make.kohya(tmp_path / "train", steps=(100,))
+    plan = generation_plan(
+        config(tmp_path / "train", "kohya", images_per_prompt=2, steps=20, width=256),
+        tmp_path / "results",
+    )
+    first, first_again, second, _, third, _ = plan.images
+    # a photo of sks dog --n blurry, lowres --w 512 --h 512 --d 42 --s 28 --l 7.5
+    assert (first.negative_prompt, first.width, first.height) == ("blurry, lowres", 512, 512)
+    assert (first.seed, first.steps, first.guidance_scale) == (42, 28, 7.5)
+    assert first.image_seed == 42  # image 0 starts from the trainer's seed itself
+    assert first_again.image_seed == image_seed(42, 0, 1)
+    assert first.stated == ("seed", "negative_prompt", "width", "height", "steps", "guidance_scale")
+    # a watercolor painting of sks dog --d 7: only the seed is its own
+    assert (second.seed, second.image_seed, second.stated) == (7, 7, ("seed",))
+    assert (second.negative_prompt, second.width, second.steps) == (None, 256, 20)
+    # the indented `#` line is a prompt without flags: the section's seed hash
+    assert (third.stated, third.image_seed) == ((), image_seed(0, 2, 0))
+    # the sample images the layout reads pair by the same seeds
+    assert plan.settings.per_prompt[0]["seed"] == 42
+    # trainer_settings: false renders every prompt with the section's settings
+    plain = generation_plan(
+        config(tmp_path / "train", "kohya", trainer_settings=False), tmp_path / "results"
+    )
+    assert plain.settings.per_prompt == ()
+    assert {(p.width, p.steps, p.stated) for p in plain.images} == {(None, 30, ())}
+
+
+def test_kohya_flag_syntax_as_sd_scripts_reads_it(tmp_path: Path) -> None:
+    from ckpt_eval.inputs.layouts.kohya import read_prompt_list
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text(
+        "a cat --W 250 --h 30 --S 5000 --l 1.2.3 --N ugly --d 9\n"  # case-insensitive
+        "d 5 first part is tested too\n",
+        encoding="utf-8",
+    )
+    a, b = read_prompt_list(prompts)
+    # width to a multiple of 8, height at least 64, steps clamped to 1000, a bad --l ignored
+    assert (a.width, a.height, a.steps, a.guidance_scale) == (248, 64, 1000, None)
+    assert (a.negative_prompt, a.seed, a.prompt) == ("ugly", 9, "a cat")
+    assert (b.seed, b.prompt) == (5, "d 5 first part is tested too")
+    toml = tmp_path / "p.toml"
+    toml.write_text(
+        '[prompt]\nwidth = 640\nscale = 5.0\n[[prompt.subset]]\nprompt = "a dog"\nseed = 3\n'
+        'sample_steps = 12\nnegative_prompt = "bad"\n',
+        encoding="utf-8",
+    )
+    (c,) = read_prompt_list(toml)
+    assert c.stated() == {
+        "seed": 3, "negative_prompt": "bad", "width": 640, "steps": 12, "guidance_scale": 5.0
+    }  # fmt: skip
+
+
+def test_ai_toolkit_sample_block_becomes_each_prompts_settings(tmp_path: Path) -> None:
+    import yaml
+
+    tree = make.ai_toolkit(tmp_path, steps=(250,))
+    job = yaml.safe_load((tree.root / "config.yaml").read_text())
+    sample = job["config"]["process"][0]["sample"]
+    sample.update(width=768, height=512, neg="lowres", guidance_scale=4, sample_steps=25)
+    sample["samples"][1].update(width=1024, sample_steps=10)
+    sample["samples"][2]["prompt"] += " --n blurry --cfg 3.5 --d 99"
+    (tree.root / "config.yaml").write_text(yaml.safe_dump(job))
+    plan = generation_plan(config(tree.root, "ai-toolkit", images_per_prompt=1), tmp_path / "r")
+    assert plan.settings.prompts == tuple(tree.prompts[i] for i in range(3))
+    one, two, three = plan.images
+    # seed 42 walked by index, sample 1's own 7; the block's size --w 512 of prompt 0 wins
+    assert (one.seed, one.width, one.height, one.negative_prompt) == (42, 512, 512, "lowres")
+    assert (one.guidance_scale, one.steps) == (4.0, 25)
+    assert (two.seed, two.width, two.steps) == (7, 1024, 10)
+    assert (three.seed, three.negative_prompt, three.guidance_scale) == (99, "blurry", 3.5)
+    assert [p.image_seed for p in plan.images] == [42, 7, 99]
+
+
+def test_simpletuner_validation_settings_become_each_prompts_settings(tmp_path: Path) -> None:
+    import json
+
+    tree = make.simpletuner(tmp_path, steps=(100,))
+    dummy_lora(tree.root / "checkpoint-100" / "pytorch_lora_weights.safetensors")
+    config_file = tmp_path / "config" / "config.json"
+    settings = json.loads(config_file.read_text())
+    settings.update(
+        {
+            "--validation_seed": 1234,
+            "--validation_guidance": 4.5,
+            "--validation_num_inference_steps": 18,
+            "--validation_resolution": "768x512,1024",
+            "--validation_negative_prompt": "blurry",
+        }
+    )
+    config_file.write_text(json.dumps(settings))
+    plan = generation_plan(config(tree.root, "simpletuner", images_per_prompt=1), tmp_path / "r")
+    assert plan.settings.prompts == tuple(tree.prompts[i] for i in range(3))
+    assert {
+        (p.seed, p.image_seed, p.guidance_scale, p.steps, p.width, p.height, p.negative_prompt)
+        for p in plan.images
+    } == {(1234, 1234, 4.5, 18, 768, 512, "blurry")}
+    # validation_randomize: no seed of its own; without validation_seed: `seed`, else 0
+    settings.update({"--validation_randomize": True})
+    config_file.write_text(json.dumps(settings))
+    plan = generation_plan(config(tree.root, "simpletuner", images_per_prompt=1), tmp_path / "r")
+    assert {"seed" in p.stated for p in plan.images} == {False}
+    del settings["--validation_randomize"], settings["--validation_seed"]
+    config_file.write_text(json.dumps({**settings, "--seed": 5}))
+    plan = generation_plan(config(tree.root, "simpletuner", images_per_prompt=1), tmp_path / "r")
+    assert {p.image_seed for p in plan.images} == {5}
+
+
+def test_trainer_settings_that_cannot_be_rendered_stop_naming_the_prompt(tmp_path: Path) -> None:
+    make.diffusers(tmp_path / "out", steps=(500,))
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a dog --d 99999999999999999999999\n", encoding="utf-8")
+    with pytest.raises(CkptEvalError, match="'a dog' has seed .* outside"):
+        generation_plan(config(tmp_path / "out", "diffusers", prompts=str(prompts)), tmp_path)
+    tree = make.simpletuner(tmp_path / "st", steps=(100,))
+    dummy_lora(tree.root / "checkpoint-100" / "pytorch_lora_weights.safetensors")
+    (tmp_path / "st" / "config" / "config.json").write_text(
+        '{"--validation_prompt": "a cat", "--validation_resolution": "1001x512"}'
+    )
+    with pytest.raises(CkptEvalError, match="'a cat' asks for width 1001"):
+        generation_plan(config(tree.root, "simpletuner"), tmp_path / "r")

@@ -82,3 +82,29 @@ def test_folder_names_with_spaces_sort_with_the_others() -> None:
     names = ["step 1000", "step_200", "Step50", "checkpoint 300", "final"]
     ordered = sorted(names, key=lambda n: (parse_position(n).sort_key, n))
     assert ordered == ["Step50", "step_200", "checkpoint 300", "step 1000", "final"]
+
+
+def test_strength_sweep_candidates_sort_by_step_then_scale() -> None:
+    from ckpt_eval.inputs.steps import candidate_name, scale_text, split_candidate
+
+    assert [scale_text(s) for s in (0.6, 0.75, 1.0, 0.0, 1.2345)] == [
+        "0.6",
+        "0.75",
+        "1.0",
+        "0.0",
+        "1.2345",
+    ]
+    assert candidate_name("step-000100", 0.8) == "step-000100@0.8"
+    assert split_candidate("step-000100@0.8") == ("step-000100", 0.8)
+    assert split_candidate("step-000100") == ("step-000100", None)
+    assert parse_position("step-000100@0.8") == Position(step=100, epoch=None, scale=0.8)
+    assert parse_position("e000003@1.0") == Position(step=None, epoch=3, scale=1.0)
+    names = ["step-200@0.6", "step-100@1.0", "base-step-000000", "step-100@0.6", "step-100"]
+    ordered = sorted(names, key=lambda n: (parse_position(n).sort_key, n))
+    assert ordered == [
+        "base-step-000000",
+        "step-100",
+        "step-100@0.6",
+        "step-100@1.0",
+        "step-200@0.6",
+    ]

@@ -15,7 +15,7 @@ from ckpt_eval.features.cache import check_matches, inception_set, load_features
 from ckpt_eval.features.extractors import enabled_extractors, fingerprints
 from ckpt_eval.features.moments import StreamedSet
 from ckpt_eval.inputs.manifest import read_manifest
-from ckpt_eval.inputs.steps import parse_position
+from ckpt_eval.inputs.steps import parse_position, split_candidate
 from ckpt_eval.jsonio import read_json
 from ckpt_eval.metrics.fid import statistics
 from ckpt_eval.metrics.registry import CheckpointData, Notice, measures, settings_keys
@@ -54,10 +54,17 @@ class CheckpointResult:
         from ckpt_eval.report.prose import notice_text
 
         position = parse_position(self.name)
+        # a strength-sweep candidate (`<checkpoint>@<scale>`) says which checkpoint and scale
+        sweep = (
+            {"lora_checkpoint": split_candidate(self.name)[0], "lora_scale": position.scale}
+            if position.scale is not None
+            else {}
+        )
         out: dict[str, Any] = {
             "name": self.name,
             "step": position.step,
             "epoch": position.epoch,
+            **sweep,
             "n_images": self.n_images,
             "n_real": self.n_real,
             "clip_available": self.clip_available,

@@ -25,14 +25,26 @@ from ckpt_eval.provenance import group_made_by
 from ckpt_eval.report.prose import notice_text, overfitting_text, reasons
 
 IDENTITY_COLUMNS = ["rank", "name", "step", "epoch", "n_images"]
+# with generate.lora_scales, after `epoch`: which checkpoint and scale a candidate is
+SWEEP_COLUMNS = ["lora_checkpoint", "lora_scale"]
 
 
-def csv_columns() -> list[tuple[str, str]]:
+def is_sweep(rows: list[dict[str, Any]]) -> bool:
+    """Whether the rows are candidates of a LoRA strength sweep (some row has a scale)."""
+    return any(r.get("lora_scale") is not None for r in rows)
+
+
+def csv_columns(sweep: bool = False) -> list[tuple[str, str]]:
     """(column, dotted path in a row): the main table's metrics, score and tier, their
-    intervals, the other metrics, the quality bands; all from the registry."""
+    intervals, the other metrics, the quality bands; all from the registry. A strength sweep
+    adds its candidates' checkpoint and scale (and only a sweep: other runs keep their CSV)."""
     main = [q for q in quantities() if q.table == "main"]
     rest = [q for q in quantities() if q.table != "main"]
-    columns = [(c, c) for c in IDENTITY_COLUMNS]
+    identity = list(IDENTITY_COLUMNS)
+    if sweep:
+        at = identity.index("epoch") + 1
+        identity[at:at] = SWEEP_COLUMNS
+    columns = [(c, c) for c in identity]
     columns += [c for q in main for c in q.csv_columns()]
     columns += [("score", "score"), ("tier", "tier")]
     columns += [
@@ -111,7 +123,10 @@ def comparisons(
     with_fid = [r for r in rows if first.value(r) is not None]
     pick = min if first.better == "lower" else max
     best_fid = pick(with_fid, key=first.value) if with_fid else None
-    previous = None
+    # the previous checkpoint at the same LoRA scale (a sweep's training trajectory at one
+    # strength); the rows without a scale (all of them outside a sweep, the baseline in one)
+    # come before every scale's first checkpoint
+    last: dict[float | None, dict[str, Any]] = {}
     for row in rows:
         has_fid = first.value(row) is not None
         top = ranked[0] if ranked else None
@@ -119,6 +134,8 @@ def comparisons(
         row["vs_best_fid"] = (
             comparison(row["name"], best_fid["name"]) if has_fid and row is not best_fid else None
         )
+        scale = row.get("lora_scale")
+        previous = last.get(scale, last.get(None))
         row["vs_previous"] = (
             comparison(row["name"], previous["name"]) if has_fid and previous else None
         )
@@ -128,7 +145,7 @@ def comparisons(
             else None
         )
         if has_fid:
-            previous = row
+            last[scale] = row
     candidates = [r for r in ranked if r["name"] != reference]
     facts["sample_size"] = None
     if len(candidates) >= 2:
@@ -254,17 +271,18 @@ def model_provenance(status: dict[str, Any]) -> dict[str, Any]:
     return {key: status.get(key) for key in keys}
 
 
-def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+def flat_row(row: dict[str, Any], sweep: bool = False) -> dict[str, Any]:
     """One checkpoint as the CSV's columns: nested intervals and analyses as plain numbers."""
-    return {column: lookup(row, path) for column, path in csv_columns()}
+    return {column: lookup(row, path) for column, path in csv_columns(sweep)}
 
 
 def write_csv(result: dict[str, Any], path: str | Path) -> None:
-    names = [column for column, _ in csv_columns()]
+    sweep = is_sweep(result["checkpoints"])
+    names = [column for column, _ in csv_columns(sweep)]
     with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=names)
         writer.writeheader()
-        for row in map(flat_row, result["checkpoints"]):
+        for row in (flat_row(r, sweep) for r in result["checkpoints"]):
             writer.writerow({k: ("" if row[k] is None else row[k]) for k in names})
 
 

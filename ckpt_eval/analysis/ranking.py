@@ -183,7 +183,8 @@ def recommend(
             chosen_score=chosen["score"],
             untested=[r["name"] for r in ranked if not r.get("fid_ci")],
         )
-    candidates = [by_name[n] for n in facts.get("tier") or facts.get("within_margin") or []]
+    listed = facts.get("tier") or facts.get("within_margin") or []
+    candidates = [by_name[n] for n in listed]
     earliest = min(candidates, key=key) if candidates else chosen
     other = earliest if chosen is best else best
     facts.update(
@@ -193,10 +194,35 @@ def recommend(
         prefer=prefer,
         alternative=other["name"] if other is not chosen else None,
     )
+    if chosen.get("lora_scale") is not None:
+        facts.update(sweep_facts(chosen, ranked, listed))
     if reference is not None:
         facts["versus_reference"] = versus_reference(chosen)
     facts["overfitting"] = overfitting(rows, overfit_share, 1.0 - (level or 0.95))
     return facts
+
+
+def sweep_facts(
+    chosen: dict[str, Any], ranked: list[dict[str, Any]], candidates: list[str]
+) -> dict[str, Any]:
+    """For a LoRA strength sweep: the chosen candidate's checkpoint and scale, and where its
+    checkpoint's other scales stand (rank, and whether they are among the candidates that
+    cannot be told from the best: the first tier, or within the margin)."""
+    checkpoint = chosen["lora_checkpoint"]
+    return {
+        "lora_checkpoint": checkpoint,
+        "lora_scale": chosen["lora_scale"],
+        "other_scales": [
+            {
+                "candidate": r["name"],
+                "lora_scale": r["lora_scale"],
+                "rank": r["rank"],
+                "with_best": r["name"] in candidates,
+            }
+            for r in sorted(ranked, key=lambda r: r["lora_scale"])
+            if r.get("lora_checkpoint") == checkpoint and r is not chosen
+        ],
+    }
 
 
 def _preferred(candidates: list[dict], best: dict, prefer: str, key: Any) -> dict[str, Any]:
@@ -276,7 +302,8 @@ def overfitting(rows: list[dict[str, Any]], share: float, alpha: float = 0.05) -
     Worse by more than `share`, and significantly worse where the rows carry the comparison
     (`vs_best_fid`). Memorization: a later checkpoint whose screen flagged it and that has
     significantly more near copies than the best checkpoint (`more_copies_p` below `alpha`,
-    Bonferroni over the later checkpoints).
+    Bonferroni over the later checkpoints). In a LoRA strength sweep "later" means later
+    checkpoints at the best candidate's scale: another strength is not more training.
     """
     q = next(q for q in quantities() if q.overfitting)
     with_value = sorted(
@@ -299,6 +326,8 @@ def overfitting(rows: list[dict[str, Any]], share: float, alpha: float = 0.05) -
     best = with_value[best_index]
     best_value = q.value(best)
     later = with_value[best_index + 1 :]
+    if best.get("lora_scale") is not None:  # a sweep: later in training at the same strength
+        later = [r for r in later if r.get("lora_scale") == best["lora_scale"]]
 
     def worse_by(value: float) -> float:
         return value - best_value if q.better == "lower" else best_value - value

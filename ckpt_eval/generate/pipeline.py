@@ -187,22 +187,23 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def render_image(pipe: Any, image: PlannedImage, settings: GenerateSettings) -> Image.Image:
-    """One image from its own CPU generator: the same starting noise on every device."""
+def render_image(pipe: Any, image: PlannedImage) -> Image.Image:
+    """One image from its own CPU generator (the same starting noise on every device), with its
+    prompt's settings."""
     generator = torch.Generator("cpu").manual_seed(image.image_seed)
     options: dict[str, Any] = {
         "prompt": image.prompt,
-        "num_inference_steps": settings.steps,
-        "guidance_scale": settings.guidance_scale,
+        "num_inference_steps": image.steps,
+        "guidance_scale": image.guidance_scale,
         "generator": generator,
         "num_images_per_prompt": 1,
     }
-    if settings.negative_prompt is not None:
-        options["negative_prompt"] = settings.negative_prompt
-    if settings.width is not None:
-        options["width"] = settings.width
-    if settings.height is not None:
-        options["height"] = settings.height
+    if image.negative_prompt is not None:
+        options["negative_prompt"] = image.negative_prompt
+    if image.width is not None:
+        options["width"] = image.width
+    if image.height is not None:
+        options["height"] = image.height
     return pipe(**options).images[0]
 
 
@@ -217,8 +218,9 @@ def image_fields(
 ) -> dict[str, Any]:
     """What the sidecar and the PNG's text chunks say about one image (settings as asked for:
     `width`, `height`, `scheduler` null mean the model's own; `size` and `scheduler_class` are
-    what was used)."""
-    return {
+    what was used). `trainer_settings` names the settings taken from the trainer's prompt
+    file, when it states any; `seed` is the seed `image_seed` was derived from."""
+    fields = {
         "checkpoint": checkpoint,
         "lora": str(lora) if lora else None,
         "lora_sha256": lora_sha256,
@@ -226,19 +228,22 @@ def image_fields(
         "base_model": settings.base_model,
         "pipeline": settings.pipeline,
         "prompt": image.prompt,
-        "negative_prompt": settings.negative_prompt,
+        "negative_prompt": image.negative_prompt,
         "prompt_index": image.prompt_index,
         "image_index": image.image_index,
-        "seed": settings.seed,
+        "seed": image.seed,
         "image_seed": image.image_seed,
-        "steps": settings.steps,
-        "guidance_scale": settings.guidance_scale,
-        "width": settings.width,
-        "height": settings.height,
+        "steps": image.steps,
+        "guidance_scale": image.guidance_scale,
+        "width": image.width,
+        "height": image.height,
         "scheduler": settings.scheduler,
         "dtype": dtype_name(dtype),
         "device": device.type,
     }
+    if image.stated:
+        fields["trainer_settings"] = list(image.stated)
+    return fields
 
 
 def save_image(image: Image.Image, path: Path, fields: dict[str, Any]) -> dict[str, Any]:
@@ -302,7 +307,7 @@ def generate(
             if pipe is None:
                 pipe = load_pipeline(settings, device, dtype, name)
             with lora_loaded(pipe, name, lora, settings):
-                rendered = render_all(pipe, name, todo, settings, folder, wanted)
+                rendered = render_all(pipe, name, todo, folder, wanted)
             sidecars.update(rendered)
         records[name] = checkpoint_record(name, lora, lora_sha256, settings, planned, sidecars)
         records[name]["rendered"] = len(todo)
@@ -326,7 +331,6 @@ def render_all(
     pipe: Any,
     name: str,
     todo: list[PlannedImage],
-    settings: GenerateSettings,
     folder: Path,
     wanted: dict[str, dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
@@ -335,7 +339,7 @@ def render_all(
     start = time.perf_counter()
     for image in tqdm(todo, desc=f"generate {name}", unit="img"):
         try:
-            picture = render_image(pipe, image, settings)
+            picture = render_image(pipe, image)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -379,7 +383,8 @@ def checkpoint_record(
     planned: tuple[PlannedImage, ...],
     sidecars: dict[str, dict[str, Any] | None],
 ) -> dict[str, Any]:
-    """The generate job's output: its images with their seeds and hashes."""
+    """The generate job's output: its images with their seeds and hashes (and the settings
+    their trainer's prompt file stated, where it stated any)."""
     return {
         "checkpoint": name,
         "lora": str(lora) if lora else None,
@@ -393,6 +398,7 @@ def checkpoint_record(
                 "prompt": p.prompt,
                 "image_seed": p.image_seed,
                 "sha256": (sidecars[p.file] or {}).get("image_sha256"),
+                **({"trainer_settings": list(p.stated)} if p.stated else {}),
             }
             for p in planned
         ],

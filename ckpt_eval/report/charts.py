@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ckpt_eval.inputs.steps import scale_text  # noqa: E402
+
 
 def _x(rows: list[dict[str, Any]]) -> tuple[list[float], str]:
     if all(r.get("step") is not None for r in rows):
@@ -35,6 +37,7 @@ def metric_chart(
     highlight: str | None = None,
 ) -> bytes | None:
     """One metric against step; the recommended checkpoint is ringed. None if nothing to plot.
+    Rows with a `lora_scale` (a strength sweep) are drawn as one line per scale.
 
     `err_key` names either a symmetric error (a number, e.g. a std) or an interval (a dict with
     `low` and `high`, e.g. a bootstrap interval), drawn as asymmetric error bars.
@@ -44,11 +47,31 @@ def metric_chart(
         return None
     xs, xlabel = _x(points)
     ys = [r[key] for r in points]
-    errs = [_error_bar(r[key], r.get(err_key)) for r in points] if err_key else None
-    if errs is not None:
-        errs = [[e[0] for e in errs], [e[1] for e in errs]]
     fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=100)
-    ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color="#2563eb")
+    scales = sorted({r["lora_scale"] for r in points if r.get("lora_scale") is not None})
+    # a LoRA strength sweep: one line per scale (the rows without one, the base model, as
+    # their own points); otherwise the one line of the checkpoints
+    groups = [None, *scales] if scales else [None]
+    for number, scale in enumerate(groups):
+        members = [i for i, r in enumerate(points) if r.get("lora_scale") == scale]
+        if not members:
+            continue
+        errs = None
+        if err_key:
+            bars = [_error_bar(points[i][key], points[i].get(err_key)) for i in members]
+            errs = [[e[0] for e in bars], [e[1] for e in bars]]
+        style: dict[str, Any] = {"color": "#2563eb"}
+        if scales:
+            label = "base model" if scale is None else f"LoRA scale {scale_text(scale)}"
+            style = {"color": f"C{number}", "label": label}
+        ax.errorbar(
+            [xs[i] for i in members],
+            [ys[i] for i in members],
+            yerr=errs,
+            marker="o",
+            capsize=3,
+            **style,
+        )
     for x, y, r in zip(xs, ys, points, strict=True):
         if r["name"] == highlight:
             ax.plot(
@@ -65,7 +88,7 @@ def metric_chart(
     ax.set_ylabel(f"{label} ({better} is better)")
     ax.set_title(f"{label} per checkpoint")
     ax.grid(alpha=0.3)
-    if highlight in {r["name"] for r in points}:
+    if scales or highlight in {r["name"] for r in points}:
         ax.legend(loc="best")
     fig.tight_layout()
     buffer = io.BytesIO()

@@ -13,6 +13,7 @@ from ckpt_eval.analysis.bootstrap import MIN_IMAGES
 from ckpt_eval.analysis.ranking import PRESETS
 from ckpt_eval.analysis.sample_size import POWER
 from ckpt_eval.features.inception_id import DIM
+from ckpt_eval.inputs.steps import scale_text
 from ckpt_eval.metrics.registry import (
     Notice,
     anchor,
@@ -174,6 +175,8 @@ def reasons(facts: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> list[str
                 f"bootstrap interval (at least {MIN_IMAGES}), so the margin rule "
                 f"(ranking.margin = {facts['margin']}) decided."
             )
+    if facts.get("lora_scale") is not None:
+        out.append(sweep_text(facts))
     out.extend(evidence(chosen))
     if facts.get("reference") is not None:
         out.append(versus_reference_text(facts["reference"], facts.get("versus_reference")))
@@ -201,6 +204,25 @@ def _choice(facts: Mapping[str, Any], chosen: Mapping[str, Any], best: Mapping[s
         f"{alternative}, the earliest of them, is the cheaper alternative: less training for a "
         "result these samples cannot tell from the best."
     )
+
+
+def sweep_text(facts: Mapping[str, Any]) -> str:
+    """The recommended checkpoint and LoRA scale of a strength sweep, and where the same
+    checkpoint's other scales stand."""
+    scale = scale_text(facts["lora_scale"])
+    text = (
+        f"Ship {facts['lora_checkpoint']} at LoRA scale {scale} (candidate "
+        f"{facts['checkpoint']} of the strength sweep, generate.lora_scales)."
+    )
+    others = facts.get("other_scales") or []
+    if others:
+        listed = ", ".join(
+            f"{scale_text(o['lora_scale'])} (rank {o['rank']}"
+            + (", also among those that cannot be told from the best)" if o["with_best"] else ")")
+            for o in others
+        )
+        text += f" Its other scales: {listed}."
+    return text
 
 
 def versus_reference_text(reference: str, verdicts: list[Mapping[str, Any]] | None) -> str:
@@ -347,6 +369,20 @@ def methodology(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[tu
     with_interval = _names([q.key for q in present if q.interval] or ["fid"])
     paired = _names([q.key for q in present if q.per_image] or ["clip"])
     bands = [q for q in quantities() if q.band]
+    scales = (config.get("generate") or {}).get("lora_scales")
+    if scales:
+        items.append(
+            (
+                "LoRA strength sweep",
+                "every checkpoint was rendered at each LoRA scale "
+                + ", ".join(scale_text(s) for s in sorted(scales))
+                + " with the same prompts and seeds; each checkpoint at one scale is a "
+                "candidate, `<checkpoint>@<scale>`, measured, compared (paired: the same "
+                "prompts and seeds) and ranked like a checkpoint, and the recommendation names "
+                "the checkpoint and its scale. The change against the previous checkpoint and "
+                "the overfitting check follow training at one scale.",
+            )
+        )
     items += [
         (
             "Intervals",

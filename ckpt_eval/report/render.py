@@ -11,6 +11,7 @@ import jinja2
 from PIL import Image
 
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
+from ckpt_eval.analysis.consolidate import is_sweep
 from ckpt_eval.atomic import write_bytes, write_text
 from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
 from ckpt_eval.inputs.images import load_rgb
@@ -47,6 +48,7 @@ def charts(result: dict[str, Any]) -> dict[str, bytes]:
                 "name": r["name"],
                 "step": r.get("step"),
                 "epoch": r.get("epoch"),
+                "lora_scale": r.get("lora_scale"),
                 "value": q.value(r),
                 "interval": q.ci(r),
             }
@@ -177,6 +179,7 @@ def render(
         "banded": [q for q in quantities() if q.band],
         "per_prompt_metrics": [q for q in quantities() if q.per_prompt],
         "significance_notes": significance_notes(result, bool(config.get("generate"))),
+        "sweep": is_sweep(result["checkpoints"]),
         "min_images": MIN_IMAGES,
         "max_tokens": CLIP_MAX_TOKENS,
         "ranking_used": ranking_text(

@@ -1,6 +1,7 @@
 # Only with a `generate:` section: each checkpoint's samples rendered from the base model and its
-# LoRA, one job per checkpoint. The output is the job's record of its images; the images are not
-# Snakemake outputs, so a stopped job keeps what it rendered and its rerun renders the rest.
+# LoRA, one job per checkpoint (with generate.lora_scales, per checkpoint and scale). The output
+# is the job's record of its images; the images are not Snakemake outputs, so a stopped job
+# keeps what it rendered and its rerun renders the rest.
 
 
 rule generate:
@@ -17,7 +18,10 @@ rule generate:
         gpu=GPU,
     params:
         checkpoint="{ckpt}",
-        settings=GENERATE.settings.as_params() if GENERATE else {},
+        # the section's settings at this candidate's LoRA scale
+        settings=lambda wildcards: (
+            GENERATE.job_params(wildcards.ckpt) if GENERATE else {}
+        ),
         device=config["device"],
         torch_threads=config["feature_threads"],
     script:

@@ -23,7 +23,14 @@ from ckpt_eval.inputs.layouts import (
     regex,
     simpletuner,
 )
-from ckpt_eval.inputs.layouts.base import Detection, Found, Options, Sample, checkpoint_order
+from ckpt_eval.inputs.layouts.base import (
+    Detection,
+    Found,
+    Options,
+    Sample,
+    SampleSettings,
+    checkpoint_order,
+)
 from ckpt_eval.inputs.prompts import group_by_checkpoint, read_prompt_file
 
 LAYOUTS: dict[str, ModuleType] = {
@@ -40,6 +47,9 @@ TITLES = {
     "regex": "a naming pattern (samples.pattern)",
     **{name: module.TITLE for name, module in LAYOUTS.items() if hasattr(module, "TITLE")},
 }
+
+# the layouts whose trainer keeps sample prompts with their settings (`sample_prompts`)
+TRAINER_PROMPTS = {name for name, module in LAYOUTS.items() if hasattr(module, "sample_prompts")}
 
 __all__ = ["LAYOUTS", "TITLES", "Found", "Options", "load_samples", "checkpoint_prompts"]
 
@@ -71,6 +81,14 @@ def read_layout(layout: str, options: Options) -> Found:
             fix="remove samples.pattern, or set samples.layout: regex.",
         )
     return LAYOUTS[layout].read(options)
+
+
+def sample_prompts(layout: str, options: Options) -> tuple[list[SampleSettings], Path] | None:
+    """The trainer's own sample prompts with the settings it sampled each with (a layout
+    module's `sample_prompts`: kohya, ai-toolkit, SimpleTuner), and the file they are from;
+    None when the layout has none or its file is not found."""
+    reader = getattr(LAYOUTS[layout], "sample_prompts", None)
+    return reader(options) if reader is not None else None
 
 
 def load_samples(config: dict[str, Any]) -> Found:

@@ -12,8 +12,10 @@ Checkpoints: `<name>_<step:09d>.safetensors`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -24,10 +26,12 @@ from ckpt_eval.inputs.layouts.base import (
     Ignored,
     Options,
     Sample,
+    SampleSettings,
     checkpoint_name,
     image_files,
     keep_newest,
     relative,
+    rendered_size,
     select_run,
     time_order_note,
 )
@@ -41,10 +45,36 @@ CHECKPOINT_NAME = re.compile(r"^.+_(?P<step>\d{9})(?:\.safetensors)?$")
 
 
 @dataclass(frozen=True)
-class SamplePrompt:
-    index: int
-    prompt: str
-    seed: int
+class SamplePrompt(SampleSettings):
+    """A sampled prompt as the job config writes it (`[trigger]` and `--flags` still in), its
+    position among the config's samples, and the settings it was sampled with."""
+
+    index: int = 0
+
+
+# the settings of the `sample` block and of each of its `samples` (an item's own win), by
+# their generate: key (toolkit/config_modules.py SampleConfig, SampleItem); sizes as
+# GenerateImageConfig renders them
+SAMPLE_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "width": ("width", rendered_size),
+    "height": ("height", rendered_size),
+    "neg": ("negative_prompt", str),
+    "guidance_scale": ("guidance_scale", float),
+    "sample_steps": ("steps", int),
+}
+# the flags of a prompt (GenerateImageConfig._process_prompt_string: the text split at `--`,
+# the flag the first word of each part): sd-scripts' and ai-toolkit's long names
+INLINE_FLAGS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "n": ("negative_prompt", str),
+    "w": ("width", rendered_size),
+    "h": ("height", rendered_size),
+    "d": ("seed", int),
+    "seed": ("seed", int),
+    "l": ("guidance_scale", float),
+    "cfg": ("guidance_scale", float),
+    "s": ("steps", int),
+    "steps": ("steps", int),
+}
 
 
 def run_folders(root: Path) -> list[Path]:
@@ -137,10 +167,13 @@ def read(options: Options) -> Found:
 
 
 def read_job_prompts(path: Path) -> tuple[list[SamplePrompt], str | None]:
-    """The sampled prompts of an ai-toolkit job config, with the seed each is sampled with.
+    """The sampled prompts of an ai-toolkit job config, with the seed and settings each is
+    sampled with.
 
-    Seeds follow `BaseSDTrainProcess.sample`: `sample.seed`, plus the index when `walk_seed`,
-    and a sample's own `seed` replaces the running seed (for the samples after it too).
+    Seeds follow `BaseSDTrainProcess.sample`: `sample.seed` (0 if unset), plus the index when
+    `walk_seed`, and a sample's own `seed` replaces the running seed (for the samples after it
+    too); a prompt's `--d`/`--seed` flag is that image's seed only. Size, negative prompt
+    (`neg`), guidance and steps: the block's, a sample's own, then the prompt's flags.
     """
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -164,6 +197,7 @@ def read_job_prompts(path: Path) -> tuple[list[SamplePrompt], str | None]:
     )
     start = int(sample.get("seed", 0))
     seed = start
+    block = _stated(sample, path)
     prompts = []
     for index, item in enumerate(items or []):
         if not isinstance(item, dict) or item.get("prompt") is None:
@@ -172,9 +206,65 @@ def read_job_prompts(path: Path) -> tuple[list[SamplePrompt], str | None]:
             seed = start + index
         if item.get("seed") is not None:
             seed = int(item["seed"])
-        prompts.append(SamplePrompt(index, str(item["prompt"]), seed))
+        text = str(item["prompt"])
+        stated = {"seed": seed, **block, **_stated(item, path), **inline_flags(text, path)}
+        prompts.append(SamplePrompt(prompt=text, index=index, **stated))
     trigger = process.get("trigger_word")
     return prompts, str(trigger) if trigger is not None else None
+
+
+def _stated(section: dict[str, Any], path: Path) -> dict[str, Any]:
+    out = {}
+    for name, (key, convert) in SAMPLE_KEYS.items():
+        value = section.get(name)
+        if value is None or value is False or value == "":  # `neg: false` = no negative
+            continue
+        try:
+            out[key] = convert(value)
+        except (TypeError, ValueError) as exc:
+            raise CkptEvalError(
+                f"The ai-toolkit sample setting {name} = {value!r} is not a number.",
+                path=path,
+                fix=f"write sample.{name} as a number (or remove it).",
+            ) from exc
+    return out
+
+
+def inline_flags(prompt: str, path: Path) -> dict[str, Any]:
+    """The settings a prompt's own `--flags` state (`--n`, `--w`, `--h`, `--d`, `--l`, `--s`
+    and their long names); other flags are ai-toolkit's own and change nothing here."""
+    out = {}
+    for part in prompt.strip().split("--")[1:]:
+        flag = part.split(" ")[0].strip()
+        content = part[len(flag) :].strip()
+        if flag not in INLINE_FLAGS:
+            continue
+        key, convert = INLINE_FLAGS[flag]
+        try:
+            out[key] = convert(content)
+        except ValueError as exc:
+            raise CkptEvalError(
+                f"The sample prompt {prompt!r} has --{flag} {content!r}, which is not a number "
+                "(ai-toolkit stops on it too).",
+                path=path,
+                fix=f"write --{flag} with a number.",
+            ) from exc
+    return out
+
+
+def sample_prompts(options: Options) -> tuple[list[SampleSettings], Path] | None:
+    """The job config's sampled prompts (trigger word in, flags out) with the seed and
+    settings each was sampled with, for the generate stage; None without a job config."""
+    runs = run_folders(options.root)
+    if options.training_run is not None:
+        runs = [r for r in runs if r.name == options.training_run] or runs
+    run = runs[0] if len(runs) == 1 else options.root
+    source = options.prompt_file or (run / "config.yaml")
+    if not source.is_file():
+        return None
+    prompts, trigger = read_job_prompts(source)
+    trigger = options.trigger_word or trigger
+    return [SampleSettings(sample_prompt(p.prompt, trigger), **p.stated()) for p in prompts], source
 
 
 def sample_prompt(prompt: str, trigger: str | None) -> str:

@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.inputs.discover import list_images, relative_file
@@ -51,6 +52,36 @@ class Sample:
     time: str | None = None
     variant: str | None = None
     run: str | None = None
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """One of a trainer's sample prompts and the settings the trainer states for it (its
+    prompt-file flags, its sample block, its validation settings); None = not stated.
+
+    The generate stage renders the prompt with these where they are stated, so that its images
+    are drawn as the trainer drew its own samples, and its seed also keys the pairing.
+    """
+
+    prompt: str
+    seed: int | None = None
+    negative_prompt: str | None = None
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    guidance_scale: float | None = None
+
+    def stated(self) -> dict[str, Any]:
+        """The settings the trainer states (prompt excluded), by their `generate:` key."""
+        keys = ("seed", "negative_prompt", "width", "height", "steps", "guidance_scale")
+        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+
+
+def rendered_size(value: Any) -> int:
+    """A width or height as sd-scripts and ai-toolkit render it: down to a multiple of 8, at
+    least 64 (`max(64, x - x % 8)` in both)."""
+    value = int(value)
+    return max(64, value - value % 8)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ import json
 import re
 import struct
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.inputs.layouts.base import (
@@ -24,10 +26,12 @@ from ckpt_eval.inputs.layouts.base import (
     Ignored,
     Options,
     Sample,
+    SampleSettings,
     checkpoint_name,
     image_files,
     keep_newest,
     relative,
+    rendered_size,
     select_run,
     time_order_note,
 )
@@ -42,10 +46,30 @@ MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt")
 DEFAULT_EPOCH_NAME, DEFAULT_STEP_NAME = "epoch", "at"
 
 
-@dataclass(frozen=True)
-class PromptEntry:
-    prompt: str
-    seed: int | None = None
+def _steps(value: Any) -> int:
+    return max(1, min(1000, int(value)))  # sd-scripts clamps --s to 1..1000
+
+
+# sd-scripts' `line_to_prompt_dict` (library/train_util.py): every part of a line split at
+# " --" (the prompt itself too) is matched from its start, case-insensitive, against these;
+# a value that does not convert is ignored there (logged), and so here
+FLAGS: tuple[tuple[str, re.Pattern[str], Callable[[str], Any]], ...] = (
+    ("width", re.compile(r"w (\d+)", re.IGNORECASE), rendered_size),
+    ("height", re.compile(r"h (\d+)", re.IGNORECASE), rendered_size),
+    ("seed", re.compile(r"d (\d+)", re.IGNORECASE), int),
+    ("steps", re.compile(r"s (\d+)", re.IGNORECASE), _steps),
+    ("guidance_scale", re.compile(r"l ([\d\.]+)", re.IGNORECASE), float),
+    ("negative_prompt", re.compile(r"n (.+)", re.IGNORECASE), str),
+)
+# the keys of a .toml/.json prompt entry (`sample_image_inference`), by their generate: key
+ENTRY_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "seed": ("seed", int),
+    "negative_prompt": ("negative_prompt", str),
+    "width": ("width", rendered_size),
+    "height": ("height", rendered_size),
+    "sample_steps": ("steps", _steps),
+    "scale": ("guidance_scale", float),
+}
 
 
 def sample_folder(root: Path) -> Path:
@@ -136,7 +160,7 @@ def read(options: Options) -> Found:
 
 
 def _notes(
-    samples: list[Sample], source: Path | None, entries: list[PromptEntry], reseeded: list[str]
+    samples: list[Sample], source: Path | None, entries: list[SampleSettings], reseeded: list[str]
 ) -> list[str]:
     notes = []
     if source is None and samples:
@@ -190,13 +214,17 @@ def prompt_source(options: Options) -> Path | None:
     return None
 
 
-def read_prompt_list(path: Path) -> list[PromptEntry]:
-    """The prompts of an sd-scripts `--sample_prompts` file, in the order that numbers them.
+def read_prompt_list(path: Path) -> list[SampleSettings]:
+    """The prompts of an sd-scripts `--sample_prompts` file, in the order that numbers them,
+    each with the settings sd-scripts sampled it with.
 
     .txt: one prompt per line; a line starting with `#` and a blank line are skipped before
     counting (as sd-scripts does: a `#` after leading spaces is a prompt); the prompt is the text
-    before the first ` --`, and `--d N` is its seed. .toml: `[prompt]` defaults merged into each
-    `[[prompt.subset]]`. .json: a list of prompt lines or of objects with `prompt` (and `seed`).
+    before the first ` --`, and the flags `--n` (negative prompt), `--w`, `--h` (size, taken down
+    to a multiple of 8 as sd-scripts renders it), `--d` (seed), `--s` (steps), `--l` (guidance
+    scale) its settings. .toml: `[prompt]` defaults merged into each `[[prompt.subset]]`.
+    .json: a list of prompt lines or of objects with `prompt`; objects name the settings
+    `negative_prompt`, `width`, `height`, `seed`, `sample_steps` and `scale`.
     """
     suffix = path.suffix.lower()
     try:
@@ -234,22 +262,44 @@ def read_prompt_list(path: Path) -> list[PromptEntry]:
     return [_entry(item, path) for item in items]
 
 
-def _entry(item: object, path: Path) -> PromptEntry:
+def _entry(item: object, path: Path) -> SampleSettings:
+    settings: dict[str, Any] = {}
     if isinstance(item, str):
         parts = item.split(" --")
-        seed = None
         for part in parts:  # sd-scripts tests every part, the prompt included
-            if match := re.match(r"d (\d+)", part, re.IGNORECASE):
-                seed = int(match.group(1))
-        return PromptEntry(parts[0].strip(), seed)
+            for key, pattern, convert in FLAGS:
+                if match := pattern.match(part):
+                    try:
+                        settings[key] = convert(match.group(1))
+                    except ValueError:
+                        pass  # sd-scripts logs the part and samples without it
+                    break
+        return SampleSettings(parts[0].strip(), **settings)
     if isinstance(item, dict) and isinstance(item.get("prompt"), str):
-        seed = item.get("seed")
-        return PromptEntry(item["prompt"].strip(), int(seed) if seed is not None else None)
+        for name, (key, convert) in ENTRY_KEYS.items():
+            if item.get(name) is not None:
+                try:
+                    settings[key] = convert(item[name])
+                except (TypeError, ValueError) as exc:
+                    raise CkptEvalError(
+                        f"Prompt list entry {item['prompt']!r}: {name} = {item[name]!r} is not "
+                        "a number.",
+                        path=path,
+                        fix=f"write {name} as a number, or remove it.",
+                    ) from exc
+        return SampleSettings(item["prompt"].strip(), **settings)
     raise CkptEvalError(
         f"Prompt list entry {item!r} is neither a prompt line nor an object with 'prompt'.",
         path=path,
         fix='write each entry as a string or as {"prompt": ..., "seed": ...}.',
     )
+
+
+def sample_prompts(options: Options) -> tuple[list[SampleSettings], Path] | None:
+    """The `--sample_prompts` file's prompts with their flags, for the generate stage; None
+    when there is no prompt file to find."""
+    source = prompt_source(options)
+    return (read_prompt_list(source), source) if source else None
 
 
 @dataclass(frozen=True)

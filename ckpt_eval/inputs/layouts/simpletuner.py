@@ -21,6 +21,7 @@ from ckpt_eval.inputs.layouts.base import (
     Ignored,
     Options,
     Sample,
+    SampleSettings,
     checkpoint_name,
     image_files,
     keep_newest,
@@ -101,6 +102,67 @@ def read(options: Options) -> Found:
         notes=notes,
     )
     return keep_newest(found)
+
+
+def sample_prompts(options: Options) -> tuple[list[SampleSettings], Path] | None:
+    """The validation prompts (the prompt library, then `validation_prompt`) with SimpleTuner's
+    validation settings, for the generate stage; None without a prompt library or config."""
+    source = options.prompt_file or find_prompt_file(options.root)
+    if source is None:
+        return None
+    stated = validation_settings(_config_of(source, options.root), source)
+    return [SampleSettings(p, **stated) for p in read_prompt_library(source).values()], source
+
+
+def _config_of(source: Path, root: Path) -> Path | None:
+    """The SimpleTuner config.json that holds the validation settings: the source itself, or
+    the one beside it or where `find_prompt_file` looks."""
+    for config in (source, source.parent / "config.json", find_prompt_file(root)):
+        if config is not None and config.name == "config.json" and config.is_file():
+            if any(key.startswith("validation_") for key in _settings(config)):
+                return config
+    return None
+
+
+def validation_settings(config: Path | None, source: Path) -> dict[str, Any]:
+    """The settings SimpleTuner validates every prompt with (`helpers/training/validation.py`):
+    a CPU or GPU generator seeded with `validation_seed or seed or 0` for each image (none with
+    `validation_randomize`), `validation_guidance`, `validation_num_inference_steps`,
+    `validation_negative_prompt`, and `validation_resolution` (`1024` or `1024x768`; of a
+    comma list the first; a megapixel figure is not read). Nothing without a config."""
+    if config is None:
+        return {}
+    settings = _settings(config)
+    out: dict[str, Any] = {}
+    if not settings.get("validation_randomize"):
+        out["seed"] = _number(settings.get("validation_seed") or settings.get("seed") or 0, config)
+    for name, key in (
+        ("validation_guidance", "guidance_scale"),
+        ("validation_num_inference_steps", "steps"),
+    ):
+        if settings.get(name) is not None:
+            out[key] = _number(settings[name], config, float if key == "guidance_scale" else int)
+    negative = settings.get("validation_negative_prompt")
+    if isinstance(negative, str) and negative:
+        out["negative_prompt"] = negative
+    resolution = str(settings.get("validation_resolution") or "").split(",")[0].strip().lower()
+    if resolution.isdigit():
+        out["width"] = out["height"] = int(resolution)
+    elif re.fullmatch(r"\d+x\d+", resolution):
+        width, height = resolution.split("x")
+        out["width"], out["height"] = int(width), int(height)
+    return out
+
+
+def _number(value: Any, config: Path, kind: type = int) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise CkptEvalError(
+            f"A SimpleTuner validation setting is {value!r}, not a number.",
+            path=config,
+            fix="correct it in the config (SimpleTuner would not start with it either).",
+        ) from exc
 
 
 def find_prompt_file(root: Path) -> Path | None:
