@@ -169,11 +169,12 @@ def generation_lines(config: dict[str, Any]) -> list[str]:
 
     plan = generation_plan(config, Path())  # its settings and checkpoints; no image is written
     settings = plan.settings
+    what = "candidate(s) (checkpoint x LoRA scale)" if settings.lora_scales else "checkpoint(s)"
     return [
         "",
         f"Samples will be rendered from {settings.base_model} (generate: section):",
         f"  {len(settings.prompts)} prompt(s) x {settings.images_per_prompt} image(s) for each "
-        f"of {len(plan.loras)} checkpoint(s), the base model alone included; prompts from "
+        f"of {len(plan.loras)} {what}, the base model alone included; prompts from "
         f"{plan.prompt_source}.",
     ]
 

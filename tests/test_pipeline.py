@@ -224,6 +224,12 @@ def test_kohya_per_prompt_settings_render_the_same_images_twice(
     assert (landscape["image_seed"], landscape["guidance_scale"]) == (7, 7.5)  # the section's
     record = json.loads((tmp_path / "once" / "step-000100" / "images.json").read_text())
     assert [i["image_seed"] for i in record["images"]] == [42, 7]
+    assert record["images"][1]["trainer_settings"] == {
+        "seed": 7,
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+    }
     # another --d for the second prompt: its image changes, the first is kept as it was
     before = {p.name: p.read_bytes() for p in (first, second)}
     prompt_file.write_text(KOHYA_FLAGS.format(seed=8), encoding="utf-8")

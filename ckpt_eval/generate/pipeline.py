@@ -384,7 +384,7 @@ def checkpoint_record(
     sidecars: dict[str, dict[str, Any] | None],
 ) -> dict[str, Any]:
     """The generate job's output: its images with their seeds and hashes (and the settings
-    their trainer's prompt file stated, where it stated any)."""
+    their trainer's prompt file stated, with their values, where it stated any)."""
     return {
         "checkpoint": name,
         "lora": str(lora) if lora else None,
@@ -398,7 +398,7 @@ def checkpoint_record(
                 "prompt": p.prompt,
                 "image_seed": p.image_seed,
                 "sha256": (sidecars[p.file] or {}).get("image_sha256"),
-                **({"trainer_settings": list(p.stated)} if p.stated else {}),
+                **({"trainer_settings": {k: getattr(p, k) for k in p.stated}} if p.stated else {}),
             }
             for p in planned
         ],
