@@ -28,6 +28,7 @@ from ckpt_eval.inputs.layouts import (
     without_prompt,
 )
 from ckpt_eval.inputs.layouts.base import Found, Options, checkpoint_order
+from ckpt_eval.inputs.steps import check_plain_names
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def run_init(request: InitRequest) -> list[str]:
     text = config_text(request, found, generate)
     config = validate_config(yaml.safe_load(text))
     check_distinct_names(found.checkpoints(), found.root)
+    check_plain_names(found.checkpoints(), found.root)
     check_separate_folders(request.real, found.root, Path("results") / config["run"])
     lines = summary(found, config)
     if generate is not None:

@@ -510,3 +510,16 @@ def test_checkpoint_files_are_read_without_loading_weights(tmp_path: Path) -> No
     assert safetensors_metadata(path) == {"ss_epoch": "3", "ss_steps": "90"}
     (tmp_path / "broken.safetensors").write_bytes(b"\xff" * 12)
     assert safetensors_metadata(tmp_path / "broken.safetensors") == {}
+
+
+def test_a_sample_folder_named_like_a_sweep_candidate_stops_before_work(tmp_path: Path) -> None:
+    tiny_image(tmp_path / "step-100" / "a.png", 0)
+    tiny_image(tmp_path / "run@1000" / "a.png", 1)
+    with pytest.raises(CkptEvalError, match=r"'run@1000' is named like a candidate") as caught:
+        load_samples(config("folders", tmp_path))
+    assert "rename it without '@'" in str(caught.value)
+    (tmp_path / "run@1000").rename(tmp_path / "run-1000")  # the fix the message gives
+    assert list(load_samples(config("folders", tmp_path)).checkpoints()) == [
+        "step-100",
+        "run-1000",
+    ]

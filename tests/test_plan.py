@@ -395,3 +395,13 @@ def test_trainer_settings_that_cannot_be_rendered_stop_naming_the_prompt(tmp_pat
     )
     with pytest.raises(CkptEvalError, match="'a cat' asks for width 1001"):
         generation_plan(config(tree.root, "simpletuner"), tmp_path / "r")
+
+
+def test_a_lora_named_like_a_sweep_candidate_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "loras"
+    dummy_lora(root / "my-lora@0.5.safetensors")
+    with pytest.raises(CkptEvalError, match=r"'my-lora@0\.5' is named like a candidate"):
+        generation_plan(config(root, "folders", prompts=["x"]), tmp_path / "results")
+    (root / "my-lora@0.5.safetensors").rename(root / "my-lora-0.5.safetensors")
+    plan = generation_plan(config(root, "folders", prompts=["x"]), tmp_path / "results")
+    assert list(plan.loras) == [BASELINE, "my-lora-0.5"]

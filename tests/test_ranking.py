@@ -426,3 +426,66 @@ def test_a_memorization_flag_without_a_rise_is_not_overfitting() -> None:
     found = overfitting(rows, 0.1)
     assert found["flagged"] and found["memorized_after"][0]["checkpoint"] == "step-200"
     assert found["memorized_after"][0]["p"] < 0.05
+
+
+# ---------------------------------------------------------------- LoRA strength sweep
+
+
+def _candidate(checkpoint: str, scale: float, fid: float) -> dict[str, Any]:
+    """A sweep candidate's row as CheckpointResult writes it (name, checkpoint and scale)."""
+    row = _row(checkpoint, fid)
+    row.update(name=f"{checkpoint}@{scale}", lora_checkpoint=checkpoint, lora_scale=scale)
+    return row
+
+
+def test_a_sweep_recommends_checkpoint_and_scale_and_places_its_other_scales() -> None:
+    # FID alone, lo 20, hi 40: scores (40 - fid) / 20 (hand-computed): 0.5, 0.0, 1.0, 0.975
+    rows = [
+        _row("base-step-000000", 45.0),
+        _candidate("step-100", 0.5, 30.0),
+        _candidate("step-100", 1.0, 40.0),
+        _candidate("step-200", 1.0, 20.5),
+        _candidate("step-200", 0.5, 20.0),
+    ]
+    used = score_checkpoints(rows, {})
+    result = _recommend(
+        rows, margin=0.05, overfit_share=0.1, used=used, reference="base-step-000000"
+    )
+    assert result["checkpoint"] == "step-200@0.5"
+    assert (result["lora_checkpoint"], result["lora_scale"]) == ("step-200", 0.5)
+    # the same checkpoint's other scale: rank 2 after step-200@0.5, within the 0.05 margin
+    assert result["other_scales"] == [
+        {"candidate": "step-200@1.0", "lora_scale": 1.0, "rank": 2, "with_best": True}
+    ]
+    assert (
+        "Ship step-200 at LoRA scale 0.5 (candidate step-200@0.5 of the strength sweep, "
+        "generate.lora_scales). Its other scales: 1.0 (rank 2, also among those that cannot be "
+        "told from the best)." in result["reasons"]
+    )
+    narrow = _recommend(
+        rows, margin=0.01, overfit_share=0.1, used=used, reference="base-step-000000"
+    )
+    assert narrow["other_scales"][0]["with_best"] is False
+    assert "Its other scales: 1.0 (rank 2)." in " ".join(narrow["reasons"])
+
+
+def test_plain_checkpoints_get_no_sweep_facts() -> None:
+    rows, used = _fid_only(NEAR_TIE)
+    result = _recommend(rows, margin=0.01, overfit_share=0.1, used=used)
+    assert not {"lora_checkpoint", "lora_scale", "other_scales"} & result.keys()
+    assert not any("LoRA scale" in reason for reason in result["reasons"])
+
+
+def test_sweep_overfitting_follows_training_at_the_best_candidates_scale() -> None:
+    # best step-100@1.0 (30); step-200@1.0 is +13% (later training, flagged); step-200@0.5 is
+    # far worse but another strength, not more training; step-100@0.5 sorts before the best
+    rows = [
+        _candidate("step-100", 0.5, 60.0),
+        _candidate("step-100", 1.0, 30.0),
+        _candidate("step-200", 0.5, 50.0),
+        _candidate("step-200", 1.0, 34.0),
+    ]
+    result = overfitting(rows, 0.1)
+    assert result["best_fid_checkpoint"] == "step-100@1.0"
+    assert [w["checkpoint"] for w in result["worse_after"]] == ["step-200@1.0"]
+    assert result["worse_after"][0]["increase"] == pytest.approx(4.0 / 30.0)

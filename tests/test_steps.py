@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ckpt_eval.inputs.steps import Position, parse_position
+from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.inputs.steps import Position, check_plain_names, parse_position
 
 
 @pytest.mark.parametrize(
@@ -108,3 +109,17 @@ def test_strength_sweep_candidates_sort_by_step_then_scale() -> None:
         "step-100@1.0",
         "step-200@0.6",
     ]
+
+
+def test_a_checkpoint_named_like_a_sweep_candidate_is_refused_with_a_rename(tmp_path) -> None:
+    # `run@1000` would read as checkpoint `run` at LoRA scale 1000 (its step lost), and the
+    # report would call a plain run a strength sweep
+    assert parse_position("run@1000") == Position(step=None, epoch=None, scale=1000.0)
+    with pytest.raises(CkptEvalError) as caught:
+        check_plain_names(["step-100", "run@1000"], tmp_path)
+    message = str(caught.value)
+    assert "'run@1000'" in message and "'run' at LoRA scale 1000.0" in message
+    assert str(tmp_path / "run@1000") in message and "'run-1000'" in message
+    check_plain_names(["step-100", "run-1000"], tmp_path)  # the rename it suggests
+    assert parse_position("run-1000") == Position(step=1000, epoch=None)
+    check_plain_names(["me@home", "lora@v2"], tmp_path)  # no scale after `@`: a plain name

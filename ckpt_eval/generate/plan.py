@@ -16,18 +16,21 @@ from typing import Any
 
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.inputs.layouts import options_from_config, read_layout, sample_prompts
-from ckpt_eval.inputs.layouts.base import Found, Sample, SampleSettings, checkpoint_order
+from ckpt_eval.inputs.layouts.base import (
+    STATED,
+    Found,
+    Sample,
+    SampleSettings,
+    checkpoint_order,
+)
 from ckpt_eval.inputs.layouts.kohya import read_prompt_list
-from ckpt_eval.inputs.steps import candidate_name, scale_text
+from ckpt_eval.inputs.steps import candidate_name, check_plain_names, scale_text
 
 # The base model alone: sorts first (step 0) and is the baseline every LoRA is compared with.
 BASELINE = "base-step-000000"
 # The file a diffusers training script writes into each checkpoint-<step>/ folder.
 DIFFUSERS_LORA = "pytorch_lora_weights.safetensors"
 RECORD = "images.json"
-# the settings a trainer's prompt may state for itself (SampleSettings.stated), which then win
-# over the generate: section's for that prompt
-PROMPT_SETTINGS = ("seed", "negative_prompt", "width", "height", "steps", "guidance_scale")
 # torch.Generator.manual_seed takes seeds below 2**64
 MAX_SEED = 2**64 - 1
 
@@ -186,7 +189,7 @@ def plan_images(settings: GenerateSettings) -> tuple[PlannedImage, ...]:
     planned = []
     for p, prompt in enumerate(settings.prompts):
         stated = settings.per_prompt[p] if settings.per_prompt else {}
-        values = {key: stated.get(key, getattr(settings, key)) for key in PROMPT_SETTINGS}
+        values = {key: stated.get(key, getattr(settings, key)) for key in STATED}
         seed_of = trainer_image_seed if "seed" in stated else image_seed
         planned.extend(
             PlannedImage(
@@ -195,7 +198,7 @@ def plan_images(settings: GenerateSettings) -> tuple[PlannedImage, ...]:
                 image_index=i,
                 prompt=prompt,
                 image_seed=seed_of(values["seed"], p, i),
-                stated=tuple(key for key in PROMPT_SETTINGS if key in stated),
+                stated=tuple(key for key in STATED if key in stated),
                 **values,
             )
             for i in range(settings.images_per_prompt)
@@ -279,6 +282,7 @@ def checkpoint_loras(config: dict[str, Any]) -> tuple[dict[str, Path], Found | N
             path=raw[BASELINE],
             fix="rename that checkpoint.",
         )
+    check_plain_names(raw, config["samples"]["root"])
     ordered = sorted(raw, key=checkpoint_order)
     return {name: lora_file(raw[name]) for name in ordered}, found
 

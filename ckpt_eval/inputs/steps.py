@@ -9,7 +9,11 @@ naming, so every stage that sorts or labels checkpoints sees a candidate the sam
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+from ckpt_eval.errors import CkptEvalError
 
 # Separators between words and the number: `-`, `_`, `.` or white space (`step 100` is a folder
 # name people type), any number of them (`step - 100`).
@@ -69,6 +73,26 @@ def split_candidate(name: str) -> tuple[str, float | None]:
     if match is None:
         return name, None
     return match["checkpoint"], float(match["scale"])
+
+
+def check_plain_names(names: Iterable[str], root: str | Path) -> None:
+    """Stop when a checkpoint's own name reads as a sweep candidate (`run@1000`, `lora@0.8`).
+
+    The scale of a candidate is carried by its name alone (rows, order, CSV, charts and the
+    recommendation read it from there), so such a folder or LoRA file would be reported as a
+    checkpoint at a LoRA scale it never had, and lose its step.
+    """
+    for name in names:
+        checkpoint, scale = split_candidate(name)
+        if scale is not None:
+            raise CkptEvalError(
+                f"Checkpoint '{name}' is named like a candidate of a LoRA strength sweep "
+                f"(`<checkpoint>{SCALE_SEPARATOR}<scale>`): it would be reported as "
+                f"'{checkpoint}' at LoRA scale {scale_text(scale)}.",
+                path=Path(root) / name,
+                fix=f"rename it without '{SCALE_SEPARATOR}' (e.g. "
+                f"'{name.replace(SCALE_SEPARATOR, '-')}').",
+            )
 
 
 def parse_position(name: str) -> Position:

@@ -32,6 +32,7 @@ from ckpt_eval.inputs.layouts.base import (
     checkpoint_order,
 )
 from ckpt_eval.inputs.prompts import group_by_checkpoint, read_prompt_file
+from ckpt_eval.inputs.steps import check_plain_names
 
 LAYOUTS: dict[str, ModuleType] = {
     "folders": folders,
@@ -106,6 +107,7 @@ def load_samples(config: dict[str, Any]) -> Found:
             "folder per checkpoint (step-500/, ...) with a prompts file, and set "
             "samples.layout: folders.",
         )
+    check_plain_names(found.checkpoints(), found.root)
     if not found.samples:
         left = describe_ignored(found)
         raise CkptEvalError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,12 @@ class SampleSettings:
 
     def stated(self) -> dict[str, Any]:
         """The settings the trainer states (prompt excluded), by their `generate:` key."""
-        keys = ("seed", "negative_prompt", "width", "height", "steps", "guidance_scale")
-        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+        return {key: getattr(self, key) for key in STATED if getattr(self, key) is not None}
+
+
+# the settings a trainer may state for a prompt, named as the generate: section names them (the
+# fields of SampleSettings but the prompt: one list for the readers and the generate plan)
+STATED: tuple[str, ...] = tuple(f.name for f in fields(SampleSettings) if f.name != "prompt")
 
 
 def rendered_size(value: Any) -> int:
