@@ -1,5 +1,6 @@
 # ckpt-eval: which checkpoint of a fine-tuned text-to-image model to ship.
-# Stages: [generate ->] organize -> prompts -> features -> metrics -> report (one rule file each).
+# Stages: [generate ->] organize -> prompts -> features -> metrics -> report [-> export]
+# (one rule file each).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -19,6 +20,7 @@ include: "workflow/rules/prompts.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/export.smk"
 
 
 # `snakemake --report results/<run>/snakemake-report.html`: the outputs marked with report()
@@ -32,3 +34,4 @@ rule all:
     input:
         RESULT_FILES,
         KEPT_FILES,
+        expand(f"{OUT}/export/{{tracker}}", tracker=EXPORTS),

@@ -85,8 +85,8 @@ def _with_interval(value: float, ci: Mapping[str, float] | None, digits: int) ->
     return text
 
 
-def evidence(row: Mapping[str, Any]) -> list[str]:
-    """The chosen checkpoint's numbers, with their intervals, as sentences of the reasons."""
+def metric_parts(row: Mapping[str, Any]) -> list[str]:
+    """A checkpoint's main-table metrics, each `label value [low, high]` (or `± spread`)."""
     parts = []
     for q in quantities():
         value = q.value(row)
@@ -97,6 +97,12 @@ def evidence(row: Mapping[str, Any]) -> list[str]:
             parts.append(f"{q.label} {_with_interval(value, q.ci(row), q.digits)}")
         else:
             parts.append(f"{q.label} {value:.{q.digits}f} ± {spread:.{q.digits}f}")
+    return parts
+
+
+def evidence(row: Mapping[str, Any]) -> list[str]:
+    """The chosen checkpoint's numbers, with their intervals, as sentences of the reasons."""
+    parts = metric_parts(row)
     level = (anchor().ci(row) or {}).get("level")
     brackets = f" ({_pct(level)} bootstrap intervals in brackets)" if level else ""
     lines = [", ".join(parts) + f" on {row['n_images']} images{brackets}."]
@@ -114,6 +120,33 @@ def evidence(row: Mapping[str, Any]) -> list[str]:
             f"{mem['max_similarity']:.3f})."
         )
     return lines
+
+
+def recommendation_summary(result: Mapping[str, Any]) -> str:
+    """The recommendation in one sentence, e.g. `Recommended: step-200 (rank 1 of 3, score
+    0.812).`: the watch command's lines and the trackers' exports end with it."""
+    rec = result["recommendation"]
+    rows = {r["name"]: r for r in result["checkpoints"]}
+    chosen = rows.get(rec.get("checkpoint") or "")
+    if chosen is None:
+        return "No checkpoint could be ranked."
+    ranked = sum(r.get("rank") is not None for r in rows.values())
+    return (
+        f"Recommended: {chosen['name']} (rank {chosen['rank']} of {ranked}, score "
+        f"{chosen['score']:.3f})."
+    )
+
+
+def watch_line(row: Mapping[str, Any], result: Mapping[str, Any]) -> str:
+    """One evaluated checkpoint as the watch command prints it: where it is in training, its
+    images, its main metrics, and the recommendation over every checkpoint so far."""
+    where = next(
+        (f"{kind} {row[kind]}, " for kind in ("step", "epoch") if row.get(kind) is not None), ""
+    )
+    metrics = ", ".join(metric_parts(row)) or "no metrics"
+    return f"{row['name']} ({where}{row['n_images']} images): {metrics}. " + (
+        recommendation_summary(result)
+    )
 
 
 def _names(keys: list[str]) -> str:

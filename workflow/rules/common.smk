@@ -20,6 +20,7 @@ from ckpt_eval.features.inception_id import weights_path
 from ckpt_eval.inputs.layouts import checkpoint_prompts as prompts_by_checkpoint
 from ckpt_eval.inputs.layouts import checkpoint_seeds as seeds_by_checkpoint
 from ckpt_eval.inputs.layouts import describe_ignored, load_samples
+from ckpt_eval.inputs.selection import select_plan, select_samples
 
 validate_config(config)
 
@@ -29,13 +30,19 @@ WORKFLOW_DIR = str(workflow.basedir)
 CAPTIONS = str(importlib.resources.files("ckpt_eval.report") / "captions")
 OUT = f"results/{config['run']}"
 LOGS = f"{OUT}/logs"
+# the prompt x checkpoint grids' contact sheets (*.png), which the export sends to the trackers
+GRIDS = f"{OUT}/grids"
 ENV = "../../envs/ckpt-eval.yaml"
 EXTENSIONS = config["samples"]["extensions"]
 # with `generate:`, the images the generate jobs render (results/<run>/generated/<checkpoint>/,
 # names known from prompts x images per prompt) are the samples; else the samples as
 # samples.layout has them: one folder per checkpoint, or a trainer's own output
-GENERATE = generation_plan(config, OUT) if config.get("generate") else None
-SAMPLES = GENERATE.samples() if GENERATE else load_samples(config)
+# samples.checkpoints (set by `python -m ckpt_eval watch` to the complete ones): only those
+ONLY = config["samples"]["checkpoints"]
+GENERATE = (
+    select_plan(generation_plan(config, OUT), ONLY) if config.get("generate") else None
+)
+SAMPLES = GENERATE.samples() if GENERATE else select_samples(load_samples(config), ONLY)
 SAMPLES_ROOT = str(SAMPLES.root)
 # the data this config evaluates: results/<run>/ of other data (another config with the same
 # `run:` name) is refused before any work (ckpt_eval/run_record.py); recorded at onstart
@@ -131,6 +138,18 @@ def checkpoint_seeds(wildcards):
     """This checkpoint's known seeds ({file: seed}): images of one prompt and seed pair up
     across checkpoints in the comparisons."""
     return SEEDS.get(wildcards.ckpt, {})
+
+
+def grid_outputs(wildcards):
+    """The prompt x checkpoint grids (results/<run>/grids/*.png) when a rule of the workflow
+    makes them, so the export waits for them; the job reads whatever PNGs that folder has.
+    """
+    return [
+        str(path)
+        for rule in workflow.rules
+        for path in rule.output
+        if str(path) == GRIDS or str(path).startswith(f"{GRIDS}/")
+    ]
 
 
 def per_checkpoint(pattern):
