@@ -38,6 +38,7 @@ from ckpt_eval.config import validate_config
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.inputs.layouts import options_from_config, read_layout
 from ckpt_eval.inputs.layouts.base import checkpoint_order
+from ckpt_eval.inputs.steps import split_candidate
 from ckpt_eval.jsonio import read_json
 
 # a checkpoint's files as the watch compares them: (path, size, mtime in ns)
@@ -254,8 +255,8 @@ class Watcher:
         from ckpt_eval.report.prose import watch_line
 
         result = read_json(self.out / "consolidated_results.json")
-        for row in result["checkpoints"]:
-            if row["name"] in new:
+        for row in result["checkpoints"]:  # with a strength sweep: each scale's candidate
+            if split_candidate(row["name"])[0] in new:
                 self.say(watch_line(row, result))
 
     def snakemake(self, command: list[str], log: Path) -> int | None:

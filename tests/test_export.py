@@ -109,6 +109,35 @@ def test_epochs_are_the_axis_when_no_checkpoint_has_a_step(
     assert facts.images == ()
 
 
+def test_each_lora_scale_of_a_sweep_is_its_own_series(run_folder: Path, tmp_path: Path) -> None:
+    """Candidates `<checkpoint>@<scale>` share their checkpoint's step: each scale gets its own
+    tags, so no tag has two values at one step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    data = result(run_folder)
+    names = ["step-100@0.5", "step-100@1.0", "step-200@0.5"]
+    for row, name, step in zip(data["checkpoints"], names, (100, 100, 200), strict=True):
+        row["name"], row["step"] = name, step
+    write_json(data, tmp_path / "sweep.json")
+    facts = export_facts(tmp_path / "sweep.json", tmp_path / "none", tmp_path / "none")
+    by_tag: dict[str, list[int]] = {}
+    for point in facts.points:
+        for tag in point.scalars:
+            by_tag.setdefault(tag, []).append(point.step)
+    assert by_tag[PREFIX + "scale-0.5/fid"] == [100, 200]
+    assert by_tag[PREFIX + "scale-1.0/fid"] == [100]
+    assert all(len(steps) == len(set(steps)) for steps in by_tag.values())
+    export_files("tensorboard", tmp_path / "sweep.json", tmp_path, tmp_path, tmp_path / "tb")
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
+    events.Reload()
+    fid = events.Scalars(PREFIX + "scale-0.5/fid")
+    assert [(s.step, s.value) for s in fid] == [
+        (r["step"], pytest.approx(r["fid"], rel=1e-6))
+        for r in data["checkpoints"]
+        if r["name"].endswith("@0.5")
+    ]
+
+
 def test_tensorboard_reads_back(run_folder: Path, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

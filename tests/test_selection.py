@@ -38,20 +38,30 @@ def test_samples_of_the_named_checkpoints_only(tmp_path: Path, monkeypatch) -> N
     assert "step-400" in str(raised.value) and "step-100, step-200, step-300" in str(raised.value)
 
 
-def test_lora_checkpoints_keep_the_baseline(tmp_path: Path) -> None:
-    root = tmp_path / "loras"
+def lora_plan(root: Path, **generate):
+    """The generate plan of two LoRA files step-100 and step-200 under `root`."""
     for name in ("step-100", "step-200"):
         dummy_lora(root / f"{name}.safetensors")
     config = validate_config(
         {
             "run": "g",
             "real_images": "real",
-            "samples": {"root": str(root), "checkpoints": ["step-200"]},
-            "generate": {"base_model": "base", "prompts": ["x"]},
+            "samples": {"root": str(root)},
+            "generate": {"base_model": "base", "prompts": ["x"], **generate},
         }
     )
-    plan = select_plan(generation_plan(config, tmp_path / "out"), config["samples"]["checkpoints"])
+    return generation_plan(config, root.parent / "out")
+
+
+def test_lora_checkpoints_keep_the_baseline(tmp_path: Path) -> None:
+    plan = select_plan(lora_plan(tmp_path / "loras"), ["step-200"])
     assert list(plan.loras) == [BASELINE, "step-200"]
     assert {s.checkpoint for s in plan.samples().samples} == {BASELINE, "step-200"}
     with pytest.raises(CkptEvalError, match="step-100, step-200"):
-        select_plan(generation_plan(config, tmp_path / "out"), [BASELINE])
+        select_plan(lora_plan(tmp_path / "loras"), [BASELINE])
+
+
+def test_a_strength_sweep_keeps_every_scale_of_the_named_checkpoints(tmp_path: Path) -> None:
+    plan = select_plan(lora_plan(tmp_path / "loras", lora_scales=[0.5, 1.0]), ["step-200"])
+    assert list(plan.loras) == [BASELINE, "step-200@0.5", "step-200@1.0"]
+    assert plan.scales == {BASELINE: None, "step-200@0.5": 0.5, "step-200@1.0": 1.0}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ckpt_eval.inputs.steps import scale_text, split_candidate
 from ckpt_eval.jsonio import read_json
 from ckpt_eval.metrics.registry import quantities
 from ckpt_eval.report.prose import recommendation_summary
@@ -35,7 +36,7 @@ class Point:
 class ExportFacts:
     run: str
     axis: str  # "step", or "epoch" when no checkpoint has a step
-    points: tuple[Point, ...]  # in training order
+    points: tuple[Point, ...]  # in training order (several at one step in a strength sweep)
     skipped: tuple[str, ...]  # checkpoints with no position on the axis: no scalars
     recommendation: dict[str, Any]  # checkpoint, step, summary, reasons
     images: tuple[tuple[str, Path], ...]  # (tag, PNG file)
@@ -64,20 +65,29 @@ class ExportFacts:
         }
 
 
+def series(name: str) -> str:
+    """The tags' prefix of a candidate: `ckpt-eval/`, or in a LoRA strength sweep
+    `ckpt-eval/scale-0.8/` for `step-100@0.8`, so each scale is its own curve over the steps
+    (no tracker allows `@` in a name: MLflow's metric names are letters, digits, `_-. /`)."""
+    scale = split_candidate(name)[1]
+    return PREFIX if scale is None else f"{PREFIX}scale-{scale_text(scale)}/"
+
+
 def scalars(row: dict[str, Any]) -> dict[str, float]:
     """A checkpoint's scalars: every registry quantity it has, with its interval's ends."""
     out: dict[str, float] = {}
+    prefix = series(row["name"])
     for q in quantities():
         value = q.value(row)
         if value is not None:
-            out[f"{PREFIX}{q.key}"] = value
+            out[f"{prefix}{q.key}"] = value
         ci = q.ci(row)
         if ci:
-            out[f"{PREFIX}{q.key}_ci_low"] = ci["low"]
-            out[f"{PREFIX}{q.key}_ci_high"] = ci["high"]
+            out[f"{prefix}{q.key}_ci_low"] = ci["low"]
+            out[f"{prefix}{q.key}_ci_high"] = ci["high"]
     for name in RANKING_FIELDS:
         if row.get(name) is not None:
-            out[f"{PREFIX}{name}"] = row[name]
+            out[f"{prefix}{name}"] = row[name]
     return {k: float(v) for k, v in out.items() if math.isfinite(float(v))}
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.inputs.layouts.base import Found
+from ckpt_eval.inputs.steps import split_candidate
 
 if TYPE_CHECKING:
     from ckpt_eval.generate.plan import GenerationPlan
@@ -41,11 +42,17 @@ def select_samples(found: Found, wanted: Sequence[str] | None) -> Found:
 
 
 def select_plan(plan: GenerationPlan, wanted: Sequence[str] | None) -> GenerationPlan:
-    """The generate plan with the `wanted` LoRA checkpoints only; the base-model baseline stays."""
+    """The generate plan with the `wanted` LoRA checkpoints only (with generate.lora_scales,
+    every scale of each: candidates `<checkpoint>@<scale>`); the base-model baseline stays."""
     from ckpt_eval.generate.plan import BASELINE
 
     if wanted is None:
         return plan
-    check_names(wanted, [n for n in plan.loras if n != BASELINE])
-    keep = {*wanted, BASELINE}
-    return replace(plan, loras={n: lora for n, lora in plan.loras.items() if n in keep})
+    checkpoint = {n: split_candidate(n)[0] for n in plan.loras if n != BASELINE}
+    check_names(wanted, dict.fromkeys(checkpoint.values()))
+    keep = {n for n, c in checkpoint.items() if c in wanted} | {BASELINE}
+    return replace(
+        plan,
+        loras={n: lora for n, lora in plan.loras.items() if n in keep},
+        scales={n: scale for n, scale in plan.scales.items() if n in keep},
+    )
