@@ -173,3 +173,6 @@ def test_a_strength_sweep_draws_one_line_per_scale(figures: list[Any]) -> None:
     assert lines["LoRA scale 1.0"].get_ydata().tolist() == [35.0, 38.0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert sorted(labels) == ["LoRA scale 0.5", "LoRA scale 1.0", "base model", "recommended"]
+    # the chart is still the metric's (a line's label must not become the title)
+    assert ax.get_title() == "FID per checkpoint"
+    assert ax.get_ylabel() == "FID (lower is better)"

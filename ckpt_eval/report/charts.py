@@ -61,9 +61,9 @@ def metric_chart(
             bars = [_error_bar(points[i][key], points[i].get(err_key)) for i in members]
             errs = [[e[0] for e in bars], [e[1] for e in bars]]
         style: dict[str, Any] = {"color": "#2563eb"}
-        if scales:
-            label = "base model" if scale is None else f"LoRA scale {scale_text(scale)}"
-            style = {"color": f"C{number}", "label": label}
+        if scales:  # (`label` stays the metric's: the title and axis name it)
+            line = "base model" if scale is None else f"LoRA scale {scale_text(scale)}"
+            style = {"color": f"C{number}", "label": line}
         ax.errorbar(
             [xs[i] for i in members],
             [ys[i] for i in members],
