@@ -405,3 +405,30 @@ def test_a_lora_named_like_a_sweep_candidate_is_refused(tmp_path: Path) -> None:
     (root / "my-lora@0.5.safetensors").rename(root / "my-lora-0.5.safetensors")
     plan = generation_plan(config(root, "folders", prompts=["x"]), tmp_path / "results")
     assert list(plan.loras) == [BASELINE, "my-lora-0.5"]
+
+
+def test_ai_toolkit_setting_that_is_no_number_is_named_where_it_is(tmp_path: Path) -> None:
+    import yaml
+
+    tree = make.ai_toolkit(tmp_path, steps=(250,))
+    job_file = tree.root / "config.yaml"
+    job = yaml.safe_load(job_file.read_text())
+    sample = job["config"]["process"][0]["sample"]
+    for section, name, where in [
+        (sample["samples"][1], "width", "sample.samples[1].width"),
+        (sample["samples"][2], "seed", "sample.samples[2].seed"),
+        (sample, "seed", "sample.seed"),
+    ]:
+        good = section[name] if name in section else None
+        section[name] = "big"
+        job_file.write_text(yaml.safe_dump(job))
+        with pytest.raises(CkptEvalError) as caught:
+            generation_plan(config(tree.root, "ai-toolkit"), tmp_path / "r")
+        assert f"{where} = 'big' is not a number" in str(caught.value)
+        assert f"write {where} as a number" in str(caught.value)
+        if good is None:  # the fix: remove it (or write a number)
+            del section[name]
+        else:
+            section[name] = good
+    job_file.write_text(yaml.safe_dump(job))
+    assert generation_plan(config(tree.root, "ai-toolkit"), tmp_path / "r").images

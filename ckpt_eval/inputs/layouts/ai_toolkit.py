@@ -195,39 +195,49 @@ def read_job_prompts(path: Path) -> tuple[list[SamplePrompt], str | None]:
         if "samples" in sample
         else [{"prompt": p} for p in sample.get("prompts", [])]
     )
-    start = int(sample.get("seed", 0))
+    start = _number(sample, "seed", int, path, "sample") if "seed" in sample else 0
     seed = start
-    block = _stated(sample, path)
+    block = _stated(sample, path, "sample")
     prompts = []
     for index, item in enumerate(items or []):
         if not isinstance(item, dict) or item.get("prompt") is None:
             continue  # ai-toolkit skips it, and `count` numbers only the prompts it samples
         if sample.get("walk_seed", False):
             seed = start + index
+        where = f"sample.samples[{index}]"
         if item.get("seed") is not None:
-            seed = int(item["seed"])
+            seed = _number(item, "seed", int, path, where)
         text = str(item["prompt"])
-        stated = {"seed": seed, **block, **_stated(item, path), **inline_flags(text, path)}
+        stated = {"seed": seed, **block, **_stated(item, path, where), **inline_flags(text, path)}
         prompts.append(SamplePrompt(prompt=text, index=index, **stated))
     trigger = process.get("trigger_word")
     return prompts, str(trigger) if trigger is not None else None
 
 
-def _stated(section: dict[str, Any], path: Path) -> dict[str, Any]:
+def _stated(section: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
+    """The settings `section` (the `sample` block, or one of its `samples`, at `where`) states."""
     out = {}
     for name, (key, convert) in SAMPLE_KEYS.items():
         value = section.get(name)
         if value is None or value is False or value == "":  # `neg: false` = no negative
             continue
-        try:
-            out[key] = convert(value)
-        except (TypeError, ValueError) as exc:
-            raise CkptEvalError(
-                f"The ai-toolkit sample setting {name} = {value!r} is not a number.",
-                path=path,
-                fix=f"write sample.{name} as a number (or remove it).",
-            ) from exc
+        out[key] = _number(section, name, convert, path, where)
     return out
+
+
+def _number(
+    section: dict[str, Any], name: str, convert: Callable[[Any], Any], path: Path, where: str
+) -> Any:
+    """`section[name]` converted, or a stop naming where it is in the job config (a traceback
+    otherwise: ai-toolkit would stop on it too)."""
+    try:
+        return convert(section[name])
+    except (TypeError, ValueError) as exc:
+        raise CkptEvalError(
+            f"The ai-toolkit sample setting {where}.{name} = {section[name]!r} is not a number.",
+            path=path,
+            fix=f"write {where}.{name} as a number (or remove it).",
+        ) from exc
 
 
 def inline_flags(prompt: str, path: Path) -> dict[str, Any]:
