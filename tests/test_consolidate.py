@@ -423,3 +423,64 @@ def test_made_by_moves_from_the_rows_into_the_provenance_once() -> None:
         **PROVENANCE,
         "metrics_made_by": [{**block, "checkpoints": names}],
     }
+
+
+def test_a_sweep_compares_each_candidate_with_the_previous_checkpoint_at_its_scale(
+    tmp_path: Path,
+) -> None:
+    """Candidates `<checkpoint>@<scale>` (as CheckpointResult names them, with their checkpoint
+    and scale): "previous" is the previous checkpoint at the same scale, the baseline for each
+    scale's first; the CSV gains lora_checkpoint and lora_scale after epoch."""
+    rng = np.random.default_rng(5)
+    fids = {
+        BASELINE: 50.0,
+        "step-100@0.5": 40.0,
+        "step-100@1.0": 30.0,
+        "step-200@0.5": 35.0,
+        "step-200@1.0": 20.0,
+    }
+    metrics = []
+    for name, fid in fids.items():
+        metric = _with_interval(_metric(name, 0 if name == BASELINE else int(name[5:8]), fid, None))
+        if name != BASELINE:
+            checkpoint, scale = name.split("@")
+            metric.update(lora_checkpoint=checkpoint, lora_scale=float(scale))
+        metrics.append(metric)
+    replicates = {n: _replicates(rng, f, 1.0) for n, f in fids.items()}
+    config = _config(generate={"base_model": "b", "prompts": ["p"], "lora_scales": [0.5, 1.0]})
+    result = consolidate(metrics, config, PROVENANCE, replicates)
+    rows = {r["name"]: r for r in result["checkpoints"]}
+    previous = {n: (r["vs_previous"] or {}).get("fid") for n, r in rows.items()}
+    assert previous[BASELINE] is None
+    # each scale's first checkpoint against the baseline; step-200 against step-100 at its scale
+    assert previous["step-100@0.5"]["better"] == "step-100@0.5"  # 40 vs the baseline's 50
+    assert previous["step-100@1.0"]["better"] == "step-100@1.0"  # 30 vs 50
+    assert previous["step-200@0.5"]["better"] == "step-200@0.5"  # 35 vs step-100@0.5's 40
+    assert previous["step-200@1.0"]["better"] == "step-200@1.0"  # 20 vs step-100@1.0's 30
+    # (the candidate before step-200@0.5 in the table is step-100@1.0, 30: better than 35)
+    assert rows["step-200@0.5"]["vs_top"]["fid"]["better"] == "step-200@1.0"
+    rec = result["recommendation"]
+    assert (rec["checkpoint"], rec["lora_checkpoint"], rec["lora_scale"]) == (
+        "step-200@1.0",
+        "step-200",
+        1.0,
+    )
+    write_csv(result, tmp_path / "metrics.csv")
+    with open(tmp_path / "metrics.csv", newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        lines = {line["name"]: line for line in reader}
+        header = reader.fieldnames or []
+    assert header[header.index("epoch") + 1 : header.index("epoch") + 3] == [
+        "lora_checkpoint",
+        "lora_scale",
+    ]
+    assert (lines["step-100@0.5"]["lora_checkpoint"], lines["step-100@0.5"]["lora_scale"]) == (
+        "step-100",
+        "0.5",
+    )
+    assert lines[BASELINE]["lora_scale"] == ""
+    plain = consolidate(
+        [_with_interval(_metric("step-100", 100, 30.0, None))], _config(), PROVENANCE, {}
+    )
+    write_csv(plain, tmp_path / "plain.csv")
+    assert "lora_scale" not in (tmp_path / "plain.csv").read_text(encoding="utf-8").split("\n")[0]
