@@ -216,8 +216,8 @@ def test_base_model_without_prompts_to_render_says_what_to_pass(here: Path) -> N
 
 
 def test_init_refuses_what_the_workflow_would_refuse_before_writing(here: Path) -> None:
-    """Real images inside the trainer's folder, checkpoint names that differ only by case: init
-    stops as the run would, and writes nothing."""
+    """Real images inside the trainer's folder, checkpoint names that differ only by case, a
+    name that reads as a sweep candidate: init stops as the run would, and writes nothing."""
     make.kohya(here / "train")
     tiny_image(here / "train" / "real" / "a.png", 3)
     request = InitRequest(source=Path("train"), real=Path("train/real"), output=Path("c.yaml"))
@@ -228,4 +228,10 @@ def test_init_refuses_what_the_workflow_would_refuse_before_writing(here: Path) 
     (here / "p.csv").write_text("file,prompt\nstep-5/a.png,a fox\nStep-5/a.png,a fox\n")
     with pytest.raises(CkptEvalError, match="differ only by case"):
         init(Path("ckpts"), output="c.yaml", trainer="folders", prompts=Path("p.csv"))
+    assert not (here / "c.yaml").exists()
+    # a folder named like a sweep candidate would be read as a checkpoint at a LoRA scale
+    tiny_image(here / "named" / "run@1000" / "a.png", 5)
+    (here / "q.csv").write_text("file,prompt\nrun@1000/a.png,a fox\n")
+    with pytest.raises(CkptEvalError, match="named like a candidate of a LoRA strength sweep"):
+        init(Path("named"), output="c.yaml", trainer="folders", prompts=Path("q.csv"))
     assert not (here / "c.yaml").exists()
