@@ -32,6 +32,9 @@ class Context:
     workdir: Path
     threads: int = 2  # torch threads of feature extraction: the config's feature_threads
     cache: dict[str, Any] = field(default_factory=dict)
+    # another checkout of the workflow (`--baseline`): the figures that run the workflow run
+    # its too, interleaved with this one's, to measure a change under the same load
+    baseline: Path | None = None
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -58,16 +61,24 @@ def spread(values: list[float]) -> str:
     return f"{median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
-def snakemake(workdir: Path, *args: str, cores: int = 2) -> tuple[float, str]:
-    """Run this checkout's workflow in `workdir`; (wall seconds, Snakemake's output)."""
-    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", str(cores)]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def snakemake(workdir: Path, *args: str, cores: int = 2, repo: Path = REPO) -> tuple[float, str]:
+    """Run this checkout's workflow (or `repo`'s) in `workdir`; (wall seconds, its output)."""
+    command = [SNAKEMAKE, "-s", str(repo / "Snakefile"), "-d", str(workdir), "--cores", str(cores)]
+    env = dict(os.environ, PYTHONPATH=str(repo))
     start = time.perf_counter()
     done = subprocess.run([*command, *args], capture_output=True, text=True, env=env, cwd=workdir)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"snakemake {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return seconds, done.stdout + done.stderr
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children so far: the difference
+    around a run is what the run computed, a figure that load from other processes inflates
+    far less than its wall time (on an idle core the two are about the same)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def _busy_jiffies() -> tuple[int, int]:
@@ -96,9 +107,12 @@ class MachineLoad:
         self.own = _own_cpu_seconds()
         self.jiffies = _busy_jiffies() if self.available else (0, 0)
         self.others: float | None = None
+        self.loadavg = [os.getloadavg()[0]] if hasattr(os, "getloadavg") else []
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.loadavg:
+            self.loadavg.append(os.getloadavg()[0])
         if not self.available:
             return
         busy, total = _busy_jiffies()
@@ -112,7 +126,13 @@ class MachineLoad:
         if self.others is None:
             return "Machine load from other processes: not measured (no /proc/stat)."
         shared = "shared" if self.others > 0.05 else "not shared"
+        loads = getattr(self, "loadavg", [])
+        load = (
+            f"; load average (1 min) {loads[0]:.1f} when it began, {loads[-1]:.1f} when it ended"
+            if len(loads) == 2
+            else ""
+        )
         return (
             f"Other processes used {100 * self.others:.0f}% of the machine's CPU time while "
-            f"this figure ran (the machine was {shared})."
+            f"this figure ran (the machine was {shared}){load}."
         )

@@ -51,8 +51,9 @@ def sizes(quick: bool) -> tuple[int, int]:
     return (100, 50) if quick else (300, 200)
 
 
-def bench_data(workdir: Path, quick: bool) -> BenchData:
-    n_real, n_per = sizes(quick)
+def bench_data(workdir: Path, quick: bool, shape: tuple[int, int] | None = None) -> BenchData:
+    """The data set of `shape` (real images, images per checkpoint), default `sizes(quick)`."""
+    n_real, n_per = shape or sizes(quick)
     root = workdir / f"data-{n_real}-{n_per}-{SIZE}"
     stamp = root / ".complete"
     if not stamp.exists():
@@ -74,15 +75,18 @@ def write_prompts(project: Path, data: BenchData, names: tuple[str, ...]) -> Non
         writer.writerows(data.prompt_rows(names))
 
 
-def make_project(project: Path, data: BenchData, **config: object) -> Path:
-    """A fresh workflow project on the run's four checkpoints; CLIP is left out (its model is
-    not on this machine, and the comparison with clean-fid is about FID and KID)."""
+def make_project(
+    project: Path, data: BenchData, checkpoints: tuple[str, ...] = RUN_CHECKPOINTS, **config: object
+) -> Path:
+    """A fresh workflow project on the run's four checkpoints (or `checkpoints`); CLIP is left
+    out (its model is not on this machine, and the comparison with clean-fid is about FID and
+    KID)."""
     if project.exists():
         shutil.rmtree(project)
     _link_tree(data.real, project / "real")
-    for name in RUN_CHECKPOINTS:
+    for name in checkpoints:
         _link_tree(data.checkpoint(name), project / "samples" / name)
-    write_prompts(project, data, RUN_CHECKPOINTS)
+    write_prompts(project, data, checkpoints)
     settings = {
         "run": "bench",
         "real_images": "real",

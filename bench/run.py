@@ -6,11 +6,15 @@ Figures (each a module here, each writing its own section of RESULTS.md):
    of Inception and CLIP; the forward's share of the machine's fp32 GEMM throughput.
 2. `versus_cleanfid`: the whole workflow against a loop of clean-fid's compute_fid and
    compute_kid per checkpoint, on the same folders and weights.
+`fresh`: a fresh run against the extraction of the same images in one process, on a small and
+   a large set, with where the rest of the time goes, job by job.
 3. and 4. `incremental`: adding one checkpoint to a finished run; a rerun with nothing changed.
 5. `frechet`: Fréchet distance on 2048-d statistics against scipy's sqrtm.
 6. `scale`: planning 1,000 checkpoints x 32 images; streaming real-set statistics of 50,000
    images in bounded memory.
 7. `tree`: planning sample trees of 25,000, 50,000 and 100,000 files: linear in the files.
+`plan`: planning 1,000 checkpoints, against the 10 s target of issue 18.
+`memory`: the whole workflow on a real set of 50,000 images, every job's peak memory measured.
 
 The bench builds its own data set (bench/data.py) in `--workdir`. Sections of figures not run
 this time are kept from the existing RESULTS.md; the header (machine, versions, load) is
@@ -35,7 +39,10 @@ sys.path.insert(0, str(HERE))
 
 import extraction  # noqa: E402
 import frechet  # noqa: E402
+import fresh  # noqa: E402
 import incremental  # noqa: E402
+import memory  # noqa: E402
+import plan  # noqa: E402
 import scale  # noqa: E402
 import tree  # noqa: E402
 import versus_cleanfid  # noqa: E402
@@ -44,10 +51,13 @@ from common import Context, MachineLoad  # noqa: E402
 FIGURES = {
     "extraction": extraction,
     "versus_cleanfid": versus_cleanfid,
+    "fresh": fresh,
     "incremental": incremental,
     "frechet": frechet,
     "scale": scale,
     "tree": tree,
+    "plan": plan,
+    "memory": memory,
 }
 PACKAGES = ("numpy", "scipy", "torch", "Pillow", "clean-fid", "snakemake", "transformers")
 # Written by hand, not measured by a run: what each optimisation predicted, gave, and why. Kept
@@ -108,6 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, help="runs per measurement (default 5, quick 2)")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. a `git worktree` of the commit before a change): the "
+        "fresh figure runs its workflow too, interleaved, under the same load",
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         default=Path(tempfile.gettempdir()) / "ckpt-eval-bench",
@@ -118,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     repeats = args.repeats or (2 if args.quick else 5)
-    ctx = Context(quick=args.quick, repeats=repeats, workdir=args.workdir)
+    ctx = Context(quick=args.quick, repeats=repeats, workdir=args.workdir, baseline=args.baseline)
     args.workdir.mkdir(parents=True, exist_ok=True)
     existing = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
     sections: dict[str, str] = {}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.timing import timing_line
 
 
 def run_job(snakemake: Any, body: Callable[[Any], None], exit_when_done: bool = False) -> None:
@@ -17,8 +19,9 @@ def run_job(snakemake: Any, body: Callable[[Any], None], exit_when_done: bool = 
     A CkptEvalError is the user's to fix: its message goes to the log and the terminal, once,
     without a traceback (set CKPT_EVAL_DEBUG=1 to see it). Anything else is a bug: traceback.
     `exit_when_done` (the jobs that load torch): a successful job's process ends right away,
-    see `end_process`.
+    see `end_process`. A successful job's log ends with its timing line (`ckpt_eval.timing`).
     """
+    body_start = time.time()
     log_path = snakemake.log[0] if snakemake.log else None
     terminal = sys.stderr
     handle = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115
@@ -35,6 +38,8 @@ def run_job(snakemake: Any, body: Callable[[Any], None], exit_when_done: bool = 
         limit_torch_threads(threads)
     try:
         body(snakemake)
+        if handle:
+            handle.write(timing_line(str(snakemake.rule), _script_start(), body_start))
     except CkptEvalError as exc:
         message = f"ckpt-eval error in rule {snakemake.rule}:\n{exc}\n"
         if handle:
@@ -49,6 +54,12 @@ def run_job(snakemake: Any, body: Callable[[Any], None], exit_when_done: bool = 
             handle.close()
     if exit_when_done:
         end_process()
+
+
+def _script_start() -> float | None:
+    """When the job's script began: scripts/_checkout.py, every script's first import, notes
+    it (None when the body runs from elsewhere, as in the tests)."""
+    return getattr(sys.modules.get("_checkout"), "STARTED", None)
 
 
 def end_process() -> None:

@@ -12,37 +12,72 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
+import breakdown  # noqa: E402
 import common  # noqa: E402
-import incremental  # noqa: E402
 import run  # noqa: E402
 import tree  # noqa: E402
 
-SNAKEMAKE_LOG = """\
-Select jobs to execute...
-[Thu Nov 26 17:18:52 2026]
-localrule inception_checkpoint:
-    input: results/b/manifests/checkpoint_step-5.json
-    jobid: 8
-[Thu Nov 26 17:18:52 2026]
-rule metrics_checkpoint:
-    jobid: 2
-[Thu Nov 26 17:19:01 2026]
-Finished jobid: 8 (Rule: inception_checkpoint)
-[Thu Nov 26 17:19:04 2026]
-Finished jobid: 2 (Rule: metrics_checkpoint)
-[Thu Nov 26 17:19:05 2026]
-rule inception_checkpoint:
-    jobid: 9
-[Thu Nov 26 17:19:07 2026]
-Finished jobid: 9 (Rule: inception_checkpoint)
-"""
+from ckpt_eval import timing  # noqa: E402
 
 
-def test_job_seconds_add_up_each_rules_jobs_from_snakemakes_timestamps() -> None:
-    assert incremental._job_seconds(SNAKEMAKE_LOG) == {
-        "inception_checkpoint": 9.0 + 2.0,
-        "metrics_checkpoint": 12.0,
+def _record(rule: str, start: float, script: float, body: float, end: float, **phases: float):
+    return {
+        "rule": rule,
+        "process_start": start,
+        "script_start": script,
+        "body_start": body,
+        "end": end,
+        "phases": phases,
     }
+
+
+def test_a_jobs_columns_add_up_to_its_whole_time() -> None:
+    record = _record(
+        "inception_checkpoint",
+        100.0,
+        100.25,
+        100.5,
+        110.0,
+        **{"import torch": 1.0, "weights": 0.5, "extract": 7.0, "metric fid": 0.25, "x": 0.5},
+    )
+    columns = breakdown.job_columns(record)
+    assert columns["start"] == 0.25 and columns["imports"] == 0.25
+    assert columns["import torch"] == 1.0 and columns["extract"] == 7.0
+    assert columns["metrics"] == 0.25  # `metric <key>` phases are one column
+    assert columns["other work"] == 0.5 + (9.5 - 9.25)  # an unknown phase, and the untimed rest
+    assert sum(columns.values()) == 10.0
+
+
+def test_breakdown_sums_rules_and_splits_the_wall_time() -> None:
+    records = [
+        _record("organize", 11.0, 11.1, 11.2, 12.0),
+        _record("organize", 11.5, 11.6, 11.7, 12.5),  # overlaps the first
+        _record("metrics", 13.0, 13.1, 13.2, 14.0, **{"metric kid": 0.5}),
+    ]
+    b = breakdown.breakdown(records, launched=10.0, ended=15.0)
+    assert b["rules"]["organize"]["jobs"] == 2
+    assert b["rules"]["organize"]["total"] == 2.0
+    assert b["rules"]["metrics"]["metrics"] == 0.5
+    assert b["wall"] == 5.0 and b["before_first_job"] == 1.0 and b["after_last_job"] == 1.0
+    assert b["between_jobs"] == 0.5  # 12.5 to 13.0: no job running
+    assert b["jobs_seconds"] == 3.0
+    median = breakdown.median_breakdown([b, b])
+    assert median["rules"]["organize"]["total"] == 2.0 and median["wall"] == 5.0
+    assert "| organize | 2 | 2.00 |" in "\n".join(breakdown.table(b))
+
+
+def test_job_records_read_each_logs_timing_line_and_since_keeps_one_runs(tmp_path: Path) -> None:
+    logs = tmp_path / "logs" / "features"
+    logs.mkdir(parents=True)
+    (logs / "a.log").write_text(
+        "progress\n" + timing.PREFIX + '{"rule": "a", "process_start": '
+        '5.0, "script_start": 5.1, "body_start": 5.2, "end": 6.0, '
+        '"phases": {}}\n'
+    )
+    (logs / "failed.log").write_text("Traceback ...\n")  # no timing line: left out
+    records = breakdown.job_records(tmp_path)
+    assert [r["rule"] for r in records] == ["a"]
+    assert breakdown.since(records, 4.0) == records and breakdown.since(records, 5.5) == []
 
 
 def test_results_keep_the_sections_of_figures_not_run_this_time() -> None:
@@ -76,6 +111,8 @@ def test_machine_load_note_says_whether_the_machine_was_shared() -> None:
     load = common.MachineLoad()
     load.others = 0.25
     assert "25%" in load.note() and "(the machine was shared)" in load.note()
+    load.loadavg = [1.5, 3.25]
+    assert "load average (1 min) 1.5 when it began, 3.2 when it ended" in load.note()
     load.others = None
     assert "not measured" in load.note()
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from ckpt_eval import timing
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.jobs import run_job
 
@@ -213,6 +214,38 @@ def test_a_job_that_exits_when_done_keeps_its_output_and_its_failures(tmp_path: 
 
     done = job("ok")
     assert (done.returncode, done.stdout) == (0, "to stdout, unflushed")
-    assert log.read_text(encoding="utf-8") == "progress to the log\n"
+    progress, timing_line = log.read_text(encoding="utf-8").splitlines()
+    assert progress == "progress to the log"
+    assert timing_line.startswith(timing.PREFIX)  # a successful job's last line
     failed = job("fail")
     assert failed.returncode == 1 and "RuntimeError: a bug" in failed.stderr
+
+
+def test_a_successful_job_logs_where_its_time_went(tmp_path: Path) -> None:
+    """The timing line (`ckpt_eval.timing`): when the process began, when the body began and
+    ended, and the phases the body timed; a failed job writes none."""
+    import time
+
+    log = _logs_dir(tmp_path)
+
+    def body(smk) -> None:
+        with timing.phase("extract"):
+            time.sleep(0.05)
+        with timing.phase("extract"):  # a phase entered twice adds up
+            time.sleep(0.05)
+
+    before = time.time()
+    run_job(_smk(tmp_path), body)
+    record = timing.read_timing(log.read_text(encoding="utf-8"))
+    assert record["rule"] == "r"
+    assert record["process_start"] <= before <= record["body_start"] <= record["end"]
+    assert record["end"] - record["body_start"] >= 0.1
+    assert 0.1 <= record["phases"]["extract"] <= record["end"] - record["body_start"]
+    assert record["script_start"] is None  # no scripts/_checkout.py in this process
+
+    def failing(smk) -> None:
+        raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError):
+        run_job(_smk(tmp_path), failing)
+    assert timing.read_timing(log.read_text(encoding="utf-8")) is None

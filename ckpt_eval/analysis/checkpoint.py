@@ -21,6 +21,7 @@ from ckpt_eval.metrics.fid import statistics
 from ckpt_eval.metrics.registry import CheckpointData, Notice, measures, settings_keys
 from ckpt_eval.provenance import made_by
 from ckpt_eval.seeding import stream
+from ckpt_eval.timing import phase
 
 # What the metrics jobs read besides the metrics' own config sections
 ANALYSIS_KEYS = ("seed", "bootstrap")
@@ -137,7 +138,8 @@ def evaluate(
     replicates. Returns the result and the replicates (saved for the comparisons)."""
     metric_notices: list[Notice] = []
     for measure in measures():
-        outcome = measure.compute(data)
+        with phase(f"metric {measure.key}"):
+            outcome = measure.compute(data)
         result.values.update(outcome.fields)
         for column, values in outcome.per_image.items():
             for row, value in zip(result.per_image, values, strict=True):
@@ -149,7 +151,8 @@ def evaluate(
         "by": pairing_kind(result.per_image),
         "n": len(keys),
     }
-    replicates = intervals(data, result, metric_notices)
+    with phase("bootstrap"):
+        replicates = intervals(data, result, metric_notices)
     # the input stage's notices first, as a reader meets them; then the metrics', in order
     result.notices = [*result.notices, *metric_notices]
     return result, replicates
@@ -254,12 +257,13 @@ def checkpoint_metrics(
     `analysis_settings(config)`; `workflow_dir` the workflow's folder, whose commit `made_by`
     records. Returns the result as the documented JSON and the bootstrap replicates.
     """
-    manifest = read_manifest(inputs.manifest)
-    real_manifest = read_manifest(inputs.real_manifest)
-    pairs = read_json(inputs.pairs)
-    features, real_features, status, metas = load_extracted(
-        inputs, settings, manifest, real_manifest
-    )
+    with phase("read"):
+        manifest = read_manifest(inputs.manifest)
+        real_manifest = read_manifest(inputs.real_manifest)
+        pairs = read_json(inputs.pairs)
+        features, real_features, status, metas = load_extracted(
+            inputs, settings, manifest, real_manifest
+        )
     real_set = inception_set(real_features["inception"])
     clip = {**status["clip"], **features["clip"]}
     result = base_result(manifest, pairs, real_set.count, clip)

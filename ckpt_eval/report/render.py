@@ -213,11 +213,14 @@ def render_files(
 ) -> None:
     from ckpt_eval.inputs.manifest import read_manifest
     from ckpt_eval.jsonio import read_json
+    from ckpt_eval.timing import phase
 
     result = read_json(result_path)
     manifests = {m["name"]: m for m in (read_manifest(p) for p in manifest_paths)}
-    pngs = charts(result)
-    files = write_charts(pngs, plots_dir)
-    markdown, html = render(result, config, manifests, pngs, files)
+    with phase("charts"):
+        pngs = charts(result)
+        files = write_charts(pngs, plots_dir)
+    with phase("render"):
+        markdown, html = render(result, config, manifests, pngs, files)
     write_text(out_md, markdown)
     write_text(out_html, html)
