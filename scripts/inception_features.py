@@ -15,6 +15,7 @@ def main(smk) -> None:
         smk.params.batch_size,
         smk.params.num_workers,
         **(getattr(smk.params, "subset", None) or {}),
+        network_file=smk.input.network,
     )
 
 

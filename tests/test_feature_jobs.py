@@ -135,6 +135,51 @@ def test_clip_model_status_required_missing(tmp_path: Path, offline: None) -> No
     assert not out.exists()
 
 
+NO_TORCH_STATUS = """
+import json, sys
+from ckpt_eval.extract.feature_jobs import model_status
+model_status(sys.argv[1], sys.argv[2], False, "cpu", sys.argv[3])
+print(json.dumps(sorted(m for m in ("torch", "transformers") if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("key", ["clip", "dinov2"])
+@pytest.mark.parametrize("model", ["folder", "nobody/not-cached"])
+def test_a_model_that_cannot_be_there_is_said_without_importing_torch(
+    tmp_path: Path, key: str, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing folder, or a hub id not in the cache with the hub unreachable, is recorded in
+    a fraction of a second (no torch, no transformers), with the error the full load gives."""
+    import importlib
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from ckpt_eval.features.extractors import EXTRACTORS
+
+    source = str(tmp_path / "no-such-model") if model == "folder" else model
+    out = tmp_path / "status.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+    env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_STATUS, key, source, str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(CkptEvalError) as info:  # the full load, torch and transformers imported
+        importlib.import_module(EXTRACTORS[key].module).load(key, source, None, CPU)
+    expected = f"{key}.required is false and the model could not be loaded: {info.value.what}"
+    assert read_json(out)["reason"] == expected
+
+
 def test_clip_features_unavailable(tmp_path: Path, checkpoint: dict[str, Path]) -> None:
     status = tmp_path / "status.json"
     write_json({"available": False, "model": "m", "reason": "no model here"}, status)

@@ -315,3 +315,42 @@ def test_an_unreadable_image_decoded_in_threads_stops_naming_it(
     with pytest.raises(CkptEvalError, match="Cannot read image") as caught:
         extract([*pinned_images[:4], broken], fast, CPU, batch_size=4, num_workers=0)
     assert "broken.png" in str(caught.value)
+
+
+def test_the_network_file_gives_the_features_of_the_copy_bit_for_bit(
+    tmp_path: Path, pinned_images: list[Path], layers: torch.nn.Module, fast: torch.nn.Module
+) -> None:
+    """The copy saved once per run (rule inception_network) and loaded by every job is the
+    copy built from the TorchScript in the job: same tensors, same layout, same features."""
+    from ckpt_eval.extract.feature_jobs import inception_network
+
+    path = tmp_path / "network.safetensors"
+    inception_network(None, path)
+    meta = inception_eager.network_metadata(path)
+    assert meta["network"] == "eager" and meta["weights_sha256"] == BUNDLED_SHA256
+    assert meta["weights_file"] == bundled_weights_path().name
+    loaded = inception_eager.load_network(path, CPU)
+    assert loaded.memory_format == torch.channels_last
+    built = fast.state_dict()
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, built[name]) and tensor.stride() == built[name].stride()
+    assert set(loaded.state_dict()) == set(built)
+    np.testing.assert_array_equal(
+        extract(pinned_images, loaded, CPU, batch_size=3, num_workers=0),
+        extract(pinned_images, fast, CPU, batch_size=3, num_workers=0),
+    )
+
+
+def test_a_network_without_an_eager_copy_is_recorded_and_its_torchscript_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ckpt_eval.extract import feature_jobs
+
+    # as for a network of another structure (test above): no eager copy of it
+    monkeypatch.setattr(inception, "fast_copy", lambda layers, device, verified=False: layers)
+    path = tmp_path / "network.safetensors"
+    feature_jobs.inception_network(None, path)
+    assert inception_eager.network_metadata(path)["network"] == "torchscript"
+    net, digest, which = feature_jobs._network(None, path, CPU)
+    assert which == "TorchScript" and digest == BUNDLED_SHA256
+    assert isinstance(net, torch.jit.ScriptModule)

@@ -18,18 +18,18 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ckpt_eval.extract.hub import NotLoaded, folder_weights_sha256, from_pretrained, load_error
+from ckpt_eval.extract.hub import (
+    NotLoaded,
+    folder_weights_sha256,
+    from_pretrained,
+    load_error,
+    model_load_error,
+)
 from ckpt_eval.features.extractors import CLIP_MAX_TOKENS as MAX_TOKENS
+from ckpt_eval.features.extractors import EXTRACTORS
 from ckpt_eval.inputs.images import load_rgb
 
 __all__ = ["folder_weights_sha256", "load_clip", "embed_images", "embed_texts", "cmmd_pixels"]
-
-# what each CLIP-based extractor is called in its errors, and what a run without it lacks
-_NAMES = {
-    "clip": ("The CLIP model", "CLIP score"),
-    "cmmd": ("The CMMD CLIP model", "CMMD"),
-    "pickscore": ("The PickScore model", "PickScore"),
-}
 
 
 def load_clip(
@@ -44,29 +44,27 @@ def load_clip(
     """
     from transformers import CLIPModel, CLIPProcessor
 
-    what, without = _NAMES.get(section, _NAMES["clip"])
+    extractor = EXTRACTORS[section]
     own = processor is None
-    how = "`CLIPModel.from_pretrained(id).save_pretrained(dir)`"
     try:
         # safetensors only: a pickled pytorch_model.bin would run code from the folder
         net = from_pretrained(CLIPModel, model, use_safetensors=True)
         if own:
             loaded = from_pretrained(CLIPProcessor, model)
     except NotLoaded as exc:
-        how += " and the same for CLIPProcessor" if own else ""
-        raise load_error(what, model, exc, f"{section}.model", how, section, without) from None
+        raise model_load_error(extractor, model, exc, own) from None
     if not own:
         try:
             loaded = from_pretrained(CLIPProcessor, processor)
         except NotLoaded as exc:
             raise load_error(
-                what.replace("model", "processor"),
+                extractor.label.replace("model", "processor"),
                 processor,
                 exc,
                 f"{section}.processor",
                 "`CLIPProcessor.from_pretrained(id).save_pretrained(dir)`",
                 section,
-                without,
+                extractor.without,
                 weights=False,
             ) from None
     net = net.eval().to(device)

@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ckpt_eval.extract.hub import NotLoaded, from_pretrained, load_error
+from ckpt_eval.extract.hub import NotLoaded, from_pretrained, model_load_error
 from ckpt_eval.features.extractors import DINOV2_PREPROCESSING as PREPROCESSING
 from ckpt_eval.features.extractors import DINOV2_SIZE as SIZE
-from ckpt_eval.features.extractors import IMAGENET_MEAN, IMAGENET_STD
+from ckpt_eval.features.extractors import EXTRACTORS, IMAGENET_MEAN, IMAGENET_STD
 from ckpt_eval.inputs.images import load_rgb
 
 __all__ = ["PREPROCESSING", "SIZE", "load_dinov2", "pixels", "embed_images", "load", "extract"]
@@ -39,15 +39,7 @@ def load_dinov2(model: str, device: torch.device, section: str = "dinov2") -> tu
         # safetensors only: a pickled pytorch_model.bin would run code from the folder
         net = from_pretrained(Dinov2Model, model, use_safetensors=True)
     except NotLoaded as exc:
-        raise load_error(
-            "The DINOv2 model",
-            model,
-            exc,
-            f"{section}.model",
-            "`Dinov2Model.from_pretrained(id).save_pretrained(dir)`",
-            section,
-            "FD-DINOv2",
-        ) from None
+        raise model_load_error(EXTRACTORS[section], model, exc, False) from None
     net = net.eval().to(device)
     info = {
         "model": model,

@@ -23,8 +23,52 @@ from ckpt_eval.features.extractors import EXTRACTORS
 from ckpt_eval.features.moments import kept_rows
 from ckpt_eval.inputs.manifest import read_manifest
 from ckpt_eval.jsonio import read_json, write_json
+from ckpt_eval.timing import phase
 
 log = logging.getLogger(__name__)
+
+
+def inception_network(weights: str | None, out: str | Path) -> None:
+    """The Inception network, ready to run, as a file every Inception job of the run loads
+    (rule `inception_network`): the bundled TorchScript file checked against its sha256, its
+    batch norms folded into the convolutions (`ckpt_eval.extract.inception_eager`), saved as
+    safetensors with the weights file's name and sha256. A network the eager copy does not
+    recognise is recorded as such, and each job then runs its TorchScript as it is."""
+    with phase("import torch"):
+        import torch
+
+        from ckpt_eval.extract import inception
+        from ckpt_eval.extract.inception_eager import save_network
+
+    cpu = torch.device("cpu")
+    path = inception.weights_path(weights)
+    with phase("weights"):
+        layers, digest = inception.load_inception(path, cpu)
+        net = inception.fast_copy(layers, cpu, verified=digest == inception.BUNDLED_SHA256)
+    metadata = {"weights_file": path.name, "weights_sha256": digest}
+    with phase("write"):
+        if net is layers:  # no eager copy of this network: the jobs load the TorchScript
+            save_network(torch.nn.Sequential(), out, {**metadata, "network": "torchscript"})
+        else:
+            save_network(net, out, {**metadata, "network": "eager"})
+
+
+def _network(weights: str | None, network: str | Path | None, device: Any) -> tuple[Any, str, str]:
+    """(the network to run, the weights file's sha256, which network it is): the run's network
+    file when there is one with the eager copy, else built here from the weights file."""
+    from ckpt_eval.extract import inception
+    from ckpt_eval.extract.inception_eager import NETWORK_VERSION, load_network, network_metadata
+
+    if network is not None:
+        try:
+            meta = network_metadata(network)
+            if meta.get("network") == "eager" and meta.get("version") == NETWORK_VERSION:
+                return load_network(network, device), meta["weights_sha256"], "eager copy"
+        except Exception as exc:  # a damaged file: the weights file gives the same network
+            log.warning("inception: network file %s not used (%s); built here", network, exc)
+    layers, digest = inception.load_inception(inception.weights_path(weights), device)
+    net = inception.fast_copy(layers, device, verified=digest == inception.BUNDLED_SHA256)
+    return net, digest, "eager copy" if net is not layers else "TorchScript"
 
 
 def inception_features(
@@ -36,22 +80,24 @@ def inception_features(
     num_workers: int,
     max_rows: int | None = None,
     seed: int = 0,
+    network_file: str | Path | None = None,
 ) -> None:
     """Features of one image set. With `max_rows` (the real set, config `max_real_features`)
     and more images than that, the file keeps a seeded subset of the rows and the float64 mean
-    and covariance of all of them, accumulated while extracting (`ckpt_eval.features.moments`)."""
-    import torch
+    and covariance of all of them, accumulated while extracting (`ckpt_eval.features.moments`).
+    `network_file`: the run's network (`inception_network`), loaded in a few milliseconds where
+    checking, loading and folding the weights file takes a second."""
+    with phase("import torch"):
+        import torch
 
-    from ckpt_eval.extract import inception
-    from ckpt_eval.extract.device import resolve_device
+        from ckpt_eval.extract import inception
+        from ckpt_eval.extract.device import resolve_device
 
     manifest = read_manifest(manifest_path)
     device = resolve_device(device_name)
     path = inception.weights_path(weights)
-    layers, digest = inception.load_inception(path, device)
-    net = inception.fast_copy(layers, device, verified=digest == inception.BUNDLED_SHA256)
-    network = "eager copy" if net is not layers else "TorchScript"
-    del layers  # the TorchScript module (95 MB) is not needed beside the eager copy
+    with phase("weights"):
+        net, digest, network = _network(weights, network_file, device)
     paths = [image["path"] for image in manifest["images"]]
     keep = kept_rows(len(paths), max_rows, seed)
     workers = inception.decode_workers(num_workers, device)
@@ -67,9 +113,10 @@ def inception_features(
         num_workers,
         network,
     )
-    streamed = inception.extract_streamed(
-        paths, net, device, keep, batch_size, workers, desc=f"inception {manifest['name']}"
-    )
+    with phase("extract"):
+        streamed = inception.extract_streamed(
+            paths, net, device, keep, batch_size, workers, desc=f"inception {manifest['name']}"
+        )
     meta = {
         "set": manifest["name"],
         "extractor": inception.EXTRACTOR_ID,
@@ -79,7 +126,8 @@ def inception_features(
         "device": str(device),
         "image_sha256": [image["sha256"] for image in manifest["images"]],
     }
-    save_features(out, streamed_arrays(streamed), meta)
+    with phase("write"):
+        save_features(out, streamed_arrays(streamed), meta)
 
 
 def model_status(
@@ -97,14 +145,22 @@ def model_status(
     module describes (`revision`, `projection_dim` or `hidden_size`, ...), `processor` when it is
     not the model's own, and `weights_sha256` of a local folder (it has no hub revision).
     """
-    from ckpt_eval.extract.device import resolve_device
-    from ckpt_eval.extract.hub import folder_weights_sha256
+    from ckpt_eval.extract.hub import NotLoaded, folder_weights_sha256, model_load_error, unloadable
 
     extractor = EXTRACTORS[key]
-    module = importlib.import_module(extractor.module)
-    device = resolve_device(device_name)
+    # a model that cannot be there fails before torch and transformers are imported (~3 s)
+    why = unloadable(model)
+    if why is None:
+        with phase("import torch"):
+            from ckpt_eval.extract.device import resolve_device
+
+            module = importlib.import_module(extractor.module)
+        device = resolve_device(device_name)
     try:
-        _, info = module.load(key, model, processor, device)
+        if why is not None:
+            raise model_load_error(extractor, model, NotLoaded(why), processor is None)
+        with phase("load model"):
+            _, info = module.load(key, model, processor, device)
         status: dict[str, Any] = {"available": True, "reason": None, **info}
         if Path(model).is_dir():
             status["weights_sha256"] = folder_weights_sha256(model)
@@ -161,11 +217,13 @@ def model_features(
     if not meta["available"]:
         save_features(out, {}, meta)
         return
-    from ckpt_eval.extract.device import resolve_device
+    with phase("import torch"):
+        from ckpt_eval.extract.device import resolve_device
 
-    module = importlib.import_module(extractor.module)
+        module = importlib.import_module(extractor.module)
     device = resolve_device(device_name)
-    loaded, _ = module.load(key, status["model"], status.get("processor"), device)
+    with phase("load model"):
+        loaded, _ = module.load(key, status["model"], status.get("processor"), device)
     meta["device"] = str(device)
     meta["extractor"] = f"{key}:{status['model']}"
     meta["preprocessing"] = extractor.preprocessing
@@ -176,6 +234,8 @@ def model_features(
     log.info(
         "%s %s: %d images on %s, batch %d", key, manifest["name"], len(paths), device, batch_size
     )
-    arrays, extra = module.extract(key, loaded, paths, prompts, device, batch_size)
+    with phase("extract"):
+        arrays, extra = module.extract(key, loaded, paths, prompts, device, batch_size)
     meta.update(extra)
-    save_features(out, arrays, meta)
+    with phase("write"):
+        save_features(out, arrays, meta)

@@ -35,16 +35,42 @@ def from_pretrained(cls: Any, source: str, **kwargs: Any) -> Any:
     the hub if it can be reached."""
     attempts = [{}] if Path(source).is_dir() else [{"local_files_only": True}, {}]
     if len(attempts) > 1 and (why := not_a_hub_id(source)):
-        raise NotLoaded(f"there is no such folder, and it is not a hub id ({why.rstrip('.')})")
+        raise NotLoaded(_not_a_folder(why))
     errors: list[str] = []
     for extra in attempts:
         if errors and (why := hub_unreachable()):
-            raise NotLoaded(f"it is not in the local Hugging Face cache and {why}")
+            raise NotLoaded(_not_cached(why))
         try:
             return cls.from_pretrained(source, **kwargs, **extra)
         except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
             errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     raise NotLoaded(errors[-1])
+
+
+def _not_a_folder(why: str) -> str:
+    return f"there is no such folder, and it is not a hub id ({why.rstrip('.')})"
+
+
+def _not_cached(why: str) -> str:
+    return f"it is not in the local Hugging Face cache and {why}"
+
+
+def unloadable(source: str) -> str | None:
+    """Why `source` cannot load, when that is known without importing torch or transformers
+    (~3 s): no such folder and not a hub id, or a hub id whose config is not in the local cache
+    and a hub that cannot be reached; the same reasons `from_pretrained` gives. None: only
+    loading it tells."""
+    if Path(source).is_dir():
+        return None
+    if why := not_a_hub_id(source):
+        return _not_a_folder(why)
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(source, "config.json"), str) and (
+        why := hub_unreachable()
+    ):
+        return _not_cached(why)
+    return None
 
 
 def not_a_hub_id(source: str) -> str | None:
@@ -102,6 +128,21 @@ def load_error(
         f"{'model' if weights else 'processor'} ({made}"
         f"{'; ' + SAFETENSORS_ONLY if weights else ''}), or set {section}.required: false "
         f"to run without {without}.",
+    )
+
+
+def model_load_error(
+    extractor: Any, source: str, error: NotLoaded, own_processor: bool
+) -> CkptEvalError:
+    """The user's error for a model extractor's model (`ckpt_eval.features.extractors`) that
+    could not be loaded: what to save to a folder (with `own_processor`, its processor too),
+    and the `required: false` way out."""
+    how = f"`{extractor.model_class}.from_pretrained(id).save_pretrained(dir)`"
+    if own_processor and extractor.processor_class:
+        how += f" and the same for {extractor.processor_class}"
+    section = extractor.section
+    return load_error(
+        extractor.label, source, error, f"{section}.model", how, section, extractor.without
     )
 
 

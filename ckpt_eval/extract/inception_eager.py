@@ -24,7 +24,10 @@ the TorchScript module as it is.
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,31 +44,64 @@ log = logging.getLogger(__name__)
 class FoldedConv(torch.nn.Module):
     """conv2d -> batch_norm(no scale) -> relu of one Conv2dLayer, as one biased convolution."""
 
-    def __init__(self, scripted: torch.nn.Module) -> None:
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        stride: Any,
+        padding: Any,
+    ) -> None:
         super().__init__()
+        self.weight = torch.nn.Parameter(weight, requires_grad=False)
+        self.bias = torch.nn.Parameter(bias, requires_grad=False)
+        self.stride = stride
+        self.padding = padding
+
+    @classmethod
+    def folded(cls, scripted: torch.nn.Module) -> FoldedConv:
+        """The scripted layer's convolution with its batch norm folded in, in float64 and
+        rounded once to float32."""
         scale = torch.rsqrt(scripted.var.detach().double() + BN_EPS)
         weight = scripted.weight.detach().double() * scale[:, None, None, None]
         bias = scripted.beta.detach().double() - scripted.mean.detach().double() * scale
-        self.weight = torch.nn.Parameter(weight.float(), requires_grad=False)
-        self.bias = torch.nn.Parameter(bias.float(), requires_grad=False)
-        self.stride = scripted.stride
-        self.padding = scripted.padding
+        return cls(weight.float(), bias.float(), scripted.stride, scripted.padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu_(F.conv2d(x, self.weight, self.bias, self.stride, self.padding))
 
 
 class Pool(torch.nn.Module):
-    """MaxPool2d / AvgPool2d with the scripted module's settings."""
+    """MaxPool2d / AvgPool2d with the scripted module's settings (`SETTINGS`)."""
 
-    def __init__(self, scripted: torch.nn.Module) -> None:
+    SETTINGS = ("average", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
+
+    def __init__(
+        self,
+        average: bool,
+        kernel_size: Any,
+        stride: Any,
+        padding: Any,
+        ceil_mode: bool,
+        count_include_pad: bool,
+    ) -> None:
         super().__init__()
-        self.average = scripted.original_name == "AvgPool2d"
-        self.kernel_size = scripted.kernel_size
-        self.stride = scripted.stride
-        self.padding = scripted.padding
-        self.ceil_mode = bool(scripted.ceil_mode)
-        self.count_include_pad = bool(getattr(scripted, "count_include_pad", True))
+        self.average = average
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+
+    @classmethod
+    def like(cls, scripted: torch.nn.Module) -> Pool:
+        return cls(
+            scripted.original_name == "AvgPool2d",
+            scripted.kernel_size,
+            scripted.stride,
+            scripted.padding,
+            bool(scripted.ceil_mode),
+            bool(getattr(scripted, "count_include_pad", True)),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.average:
@@ -94,21 +130,23 @@ class Branches(torch.nn.Module):
 class InceptionE(torch.nn.Module):
     """The last two blocks: two of their branches split into a 1x3 and a 3x1 convolution."""
 
-    def __init__(self, scripted: torch.nn.Module) -> None:
+    PARTS = (
+        "conv",
+        "tower_conv",
+        "tower_mixed_conv",
+        "tower_mixed_conv_1",
+        "tower_1_conv",
+        "tower_1_conv_1",
+        "tower_1_mixed_conv",
+        "tower_1_mixed_conv_1",
+        "tower_2_pool",
+        "tower_2_conv",
+    )
+
+    def __init__(self, parts: dict[str, torch.nn.Module]) -> None:
         super().__init__()
-        for name in (
-            "conv",
-            "tower_conv",
-            "tower_mixed_conv",
-            "tower_mixed_conv_1",
-            "tower_1_conv",
-            "tower_1_conv_1",
-            "tower_1_mixed_conv",
-            "tower_1_mixed_conv_1",
-            "tower_2_pool",
-            "tower_2_conv",
-        ):
-            setattr(self, name, eager_module(getattr(scripted, name)))
+        for name in self.PARTS:
+            setattr(self, name, parts[name])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.tower_conv(x)
@@ -142,15 +180,17 @@ class Unrecognised(ValueError):
 def eager_module(scripted: torch.nn.Module) -> torch.nn.Module:
     kind = getattr(scripted, "original_name", type(scripted).__name__)
     if kind == "Conv2dLayer":
-        return FoldedConv(scripted)
+        return FoldedConv.folded(scripted)
     if kind in ("MaxPool2d", "AvgPool2d"):
-        return Pool(scripted)
+        return Pool.like(scripted)
     if kind == "Sequential":
         return torch.nn.Sequential(*(eager_module(child) for _, child in scripted.named_children()))
     if kind in BRANCHES:
         return Branches([eager_module(getattr(scripted, name)) for name in BRANCHES[kind]])
     if kind == "InceptionE":
-        return InceptionE(scripted)
+        return InceptionE(
+            {name: eager_module(getattr(scripted, name)) for name in InceptionE.PARTS}
+        )
     raise Unrecognised(kind)
 
 
@@ -204,3 +244,87 @@ def input_format(net: torch.nn.Module) -> torch.memory_format:
     """The layout `net` wants its input in: the copy's, or NCHW for a TorchScript module (the
     layout it was always given, so its features are those of earlier versions bit for bit)."""
     return getattr(net, "memory_format", torch.contiguous_format)
+
+
+# --- the copy as a file: built once per run (rule inception_network), loaded by every job ----
+
+# The version of the folding and of the file's layout: a file of another version is not used.
+NETWORK_VERSION = "1"
+
+
+def _spec(module: torch.nn.Module) -> Any:
+    """The copy's structure as JSON (its tensors are the state dict): what `_build` rebuilds."""
+    if isinstance(module, FoldedConv):
+        return {"conv": [module.stride, module.padding]}
+    if isinstance(module, Pool):
+        return {"pool": [getattr(module, name) for name in Pool.SETTINGS]}
+    if isinstance(module, torch.nn.Sequential):
+        return {"sequential": [_spec(child) for child in module]}
+    if isinstance(module, Branches):
+        return {"branches": [_spec(child) for child in module.branches]}
+    if isinstance(module, InceptionE):
+        return {"e": {name: _spec(getattr(module, name)) for name in InceptionE.PARTS}}
+    raise Unrecognised(type(module).__name__)
+
+
+def _build(spec: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> torch.nn.Module:
+    ((kind, value),) = spec.items()
+    if kind == "conv":
+        weight = tensors[prefix + "weight"].permute(0, 3, 1, 2)  # stored channels-last
+        stride, padding = (tuple(v) if isinstance(v, list) else v for v in value)
+        return FoldedConv(weight, tensors[prefix + "bias"], stride, padding)
+    if kind == "pool":
+        return Pool(*(tuple(v) if isinstance(v, list) else v for v in value))
+    if kind == "sequential":
+        return torch.nn.Sequential(
+            *(_build(child, tensors, f"{prefix}{i}.") for i, child in enumerate(value))
+        )
+    if kind == "branches":
+        return Branches(
+            [_build(child, tensors, f"{prefix}branches.{i}.") for i, child in enumerate(value)]
+        )
+    if kind == "e":
+        return InceptionE(
+            {name: _build(value[name], tensors, f"{prefix}{name}.") for name in value}
+        )
+    raise ValueError(f"unknown part {kind!r} in the network file")
+
+
+def save_network(copy: torch.nn.Module, path: str | Path, metadata: dict[str, str]) -> None:
+    """The eager copy (CPU, channels-last) as a safetensors file: its folded float32 tensors,
+    each convolution weight stored in its channels-last order (so loading it makes no copy),
+    and its structure and `metadata` in the file's header. Written atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for name, tensor in copy.state_dict().items():
+        tensor = tensor.detach().cpu()
+        tensors[name] = tensor.permute(0, 2, 3, 1).contiguous() if tensor.dim() == 4 else tensor
+    header = {**metadata, "version": NETWORK_VERSION, "spec": json.dumps(_spec(copy))}
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    save_file(tensors, str(partial), metadata=header)
+    partial.replace(path)
+
+
+def network_metadata(path: str | Path) -> dict[str, str]:
+    """The header of a network file, without reading its tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return dict(handle.metadata() or {})
+
+
+def load_network(path: str | Path, device: torch.device) -> torch.nn.Module:
+    """The eager copy from its file, on `device`, the same float32 values as `fast_copy` gives
+    (tests/test_inception.py: the same features, bit for bit)."""
+    from safetensors.torch import load_file
+
+    metadata = network_metadata(path)
+    if metadata.get("version") != NETWORK_VERSION:
+        raise ValueError(f"network file version {metadata.get('version')}, not {NETWORK_VERSION}")
+    copy = _build(json.loads(metadata["spec"]), load_file(str(path))).eval()
+    fmt = memory_format(device)
+    copy = copy.to(device, memory_format=fmt) if device.type != "cpu" else copy
+    copy.memory_format = fmt
+    return copy

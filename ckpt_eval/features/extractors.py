@@ -73,6 +73,13 @@ class Extractor:
     real_enabled: Callable[[Mapping[str, Any]], bool] = lambda config: True
     real_off: str | None = None
     preprocessing: str | None = None
+    # what a model extractor's load error names (`ckpt_eval.extract.hub.model_load_error`):
+    # "The CLIP model", the transformers classes a folder is saved with, and what a run
+    # without it lacks
+    label: str | None = None
+    model_class: str | None = None
+    processor_class: str | None = None
+    without: str | None = None
 
     def model(self, config: Mapping[str, Any]) -> str:
         return str(self._config(config)["model"])
@@ -121,6 +128,10 @@ EXTRACTORS: dict[str, Extractor] = {
             real_enabled=lambda config: bool(config["memorization"]["clip"]),
             real_off="memorization.clip is false",
             preprocessing=CLIP_PREPROCESSING,
+            label="The CLIP model",
+            model_class="CLIPModel",
+            processor_class="CLIPProcessor",
+            without="CLIP score",
         ),
         Extractor(
             key="cmmd",
@@ -132,6 +143,10 @@ EXTRACTORS: dict[str, Extractor] = {
             enabled=_enabled("cmmd"),
             section="cmmd",
             preprocessing=CMMD_PREPROCESSING,
+            label="The CMMD CLIP model",
+            model_class="CLIPModel",
+            processor_class="CLIPProcessor",
+            without="CMMD",
         ),
         Extractor(
             key="dinov2",
@@ -143,6 +158,9 @@ EXTRACTORS: dict[str, Extractor] = {
             enabled=_enabled("dinov2"),
             section="dinov2",
             preprocessing=DINOV2_PREPROCESSING,
+            label="The DINOv2 model",
+            model_class="Dinov2Model",
+            without="FD-DINOv2",
         ),
         Extractor(
             key="pickscore",
@@ -158,6 +176,10 @@ EXTRACTORS: dict[str, Extractor] = {
             prompts=True,
             has_processor=True,
             preprocessing=PICKSCORE_PREPROCESSING,
+            label="The PickScore model",
+            model_class="CLIPModel",
+            processor_class="CLIPProcessor",
+            without="PickScore",
         ),
     )
 }

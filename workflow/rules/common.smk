@@ -215,8 +215,10 @@ RESULT_FILES = [
 
 def kept_files():
     """Every file besides the results that a finished run keeps (manifests, prompt pairs,
-    features and model statuses, per-checkpoint metrics and replicates, the charts)."""
+    the Inception network, features and model statuses, per-checkpoint metrics and
+    replicates, the charts)."""
     files = [f"{OUT}/manifests/real.json", f"{OUT}/plots", *MODEL_STATUSES]
+    files.append(f"{OUT}/features/inception/network.safetensors")
     for ckpt in CHECKPOINTS:
         files += [
             f"{OUT}/manifests/checkpoint_{ckpt}.json",

@@ -2,10 +2,29 @@ from ckpt_eval.features.extractors import model_extractors
 from ckpt_eval.features.moments import subset_param
 
 
+# The Inception network once per run, its weights checked and folded (ckpt_eval.extract.
+# inception_eager), as the safetensors file every Inception job loads in milliseconds. The
+# weights file is a parameter by its fingerprint, not an input: a reinstall that only touches
+# the bundled file reruns nothing.
+rule inception_network:
+    output:
+        f"{OUT}/features/inception/network.safetensors",
+    log:
+        f"{LOGS}/features/inception_network.log",
+    conda:
+        ENV
+    params:
+        weights=config["fid"]["inception_weights"],
+        fingerprint=ANALYSIS["inception"],
+    script:
+        "../../scripts/inception_network.py"
+
+
 # One checkpoint's Inception features; the real set's (below) are the same rule on its manifest.
 rule inception_checkpoint:
     input:
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
+        network=f"{OUT}/features/inception/network.safetensors",
     output:
         f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
     log:
@@ -29,6 +48,7 @@ rule inception_checkpoint:
 use rule inception_checkpoint as inception_real with:
     input:
         manifest=f"{OUT}/manifests/real.json",
+        network=f"{OUT}/features/inception/network.safetensors",
     output:
         f"{OUT}/features/inception/real.npz",
     log:

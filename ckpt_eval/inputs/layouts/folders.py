@@ -39,15 +39,17 @@ def _has_position(name: str) -> bool:
 
 
 def read(options: Options) -> Found:
-    samples = [
-        Sample(
-            path=path,
-            file=relative(path, options.root),
-            checkpoint=name,
-            step=parse_position(name).step,
-            epoch=parse_position(name).epoch,
-        )
-        for name, paths in discover_checkpoints(options.root, options.extensions).items()
-        for path in paths
-    ]
+    samples = []
+    for name, paths in discover_checkpoints(options.root, options.extensions).items():
+        position = parse_position(name)
+        samples += [
+            Sample(
+                path=path,
+                file=relative(path, options.root),
+                checkpoint=name,
+                step=position.step,
+                epoch=position.epoch,
+            )
+            for path in paths
+        ]
     return Found("folders", options.root, samples)
