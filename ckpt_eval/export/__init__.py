@@ -44,8 +44,8 @@ class Tracker:
 TRACKERS: dict[str, Tracker] = {
     t.key: t
     for t in (
-        # tensorboard's own event writer: no torch import (tensorboardX imports torch, ~1 s),
-        # and whoever opens the files in TensorBoard has this package already
+        # tensorboard's own event writer: no torch import (tensorboardX imports torch whenever
+        # it is installed), and whoever opens the files in TensorBoard has this package already
         Tracker(
             "tensorboard",
             "TensorBoard",
