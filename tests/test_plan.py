@@ -325,6 +325,9 @@ def test_kohya_flag_syntax_as_sd_scripts_reads_it(tmp_path: Path) -> None:
     assert c.stated() == {
         "seed": 3, "negative_prompt": "bad", "width": 640, "steps": 12, "guidance_scale": 5.0
     }  # fmt: skip
+    # sd-scripts clamps --s of a text line only; an entry's sample_steps is used as it is
+    toml.write_text('[[prompt.subset]]\nprompt = "a dog"\nsample_steps = 2000\n')
+    assert read_prompt_list(toml)[0].steps == 2000
 
 
 def test_ai_toolkit_sample_block_becomes_each_prompts_settings(tmp_path: Path) -> None:

@@ -61,13 +61,15 @@ FLAGS: tuple[tuple[str, re.Pattern[str], Callable[[str], Any]], ...] = (
     ("guidance_scale", re.compile(r"l ([\d\.]+)", re.IGNORECASE), float),
     ("negative_prompt", re.compile(r"n (.+)", re.IGNORECASE), str),
 )
-# the keys of a .toml/.json prompt entry (`sample_image_inference`), by their generate: key
+# the keys of a .toml/.json prompt entry, by their generate: key: `sample_image_inference`
+# takes them as they are (the 1..1000 clamp of steps is `line_to_prompt_dict`'s, text lines
+# only) and rounds the size as for a line
 ENTRY_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "seed": ("seed", int),
     "negative_prompt": ("negative_prompt", str),
     "width": ("width", rendered_size),
     "height": ("height", rendered_size),
-    "sample_steps": ("steps", _steps),
+    "sample_steps": ("steps", int),
     "scale": ("guidance_scale", float),
 }
 
