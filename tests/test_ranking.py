@@ -467,6 +467,10 @@ def test_a_sweep_recommends_checkpoint_and_scale_and_places_its_other_scales() -
     )
     assert narrow["other_scales"][0]["with_best"] is False
     assert "Its other scales: 1.0 (rank 2)." in " ".join(narrow["reasons"])
+    # a ranked row without a scale (the base model, here not named the reference) is no
+    # other scale of the chosen checkpoint
+    plain = _recommend(rows, margin=0.05, overfit_share=0.1, used=used)
+    assert [o["candidate"] for o in plain["other_scales"]] == ["step-200@1.0"]
 
 
 def test_plain_checkpoints_get_no_sweep_facts() -> None:

@@ -219,8 +219,10 @@ def sweep_facts(
                 "rank": r["rank"],
                 "with_best": r["name"] in candidates,
             }
-            for r in sorted(ranked, key=lambda r: r["lora_scale"])
-            if r.get("lora_checkpoint") == checkpoint and r is not chosen
+            for r in sorted(
+                (r for r in ranked if r.get("lora_checkpoint") == checkpoint and r is not chosen),
+                key=lambda r: r["lora_scale"],
+            )
         ],
     }
 
