@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -420,3 +421,79 @@ def test_two_configs_with_one_run_name_are_refused_naming_both(
     other.write_text(yaml.safe_dump({**data, "samples": {"root": "samples-b"}}))
     (root / "results" / "t" / "run.json").unlink()
     snakemake(root, other, "--dry-run")
+
+
+# Kill-anywhere: each job type's rules (rerun with --forcerun), the logs its jobs open when they
+# start, and the window after that in which the kill lands (about the job's length on the
+# small project, so the kill mostly hits the job itself, sometimes the next one).
+KILLED_JOBS = {
+    "organize": (["organize_checkpoint", "organize_real"], "organize/*.log", 0.3),
+    "features": (["inception_checkpoint", "inception_real"], "features/inception_*.log", 3.0),
+    "metrics": (["metrics_checkpoint"], "metrics/*.log", 1.0),
+    "consolidate": (["consolidate"], "consolidate.log", 1.0),
+    "report": (["report"], "report.log", 2.0),
+}
+KILL_SEED = 17
+
+
+def _kill_delay(job: str, point: int) -> float:
+    """The moment of the kill after the job type's first log appears: seeded, and printed."""
+    window = KILLED_JOBS[job][2]
+    return random.Random(f"{KILL_SEED}-{job}-{point}").uniform(0.0, window)
+
+
+def _nothing_half_written(out: Path) -> list[str]:
+    """Every file of the run that a job or a reader would take for finished, read whole."""
+    from ckpt_eval.caches import damage
+
+    read = []
+    for path in sorted(out.rglob("*")):
+        if not path.is_file() or "logs" in path.parts or path.name.startswith("."):
+            continue  # logs; temporary files of killed writers (never read by anything)
+        assert damage(path) is None, path
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".npz":
+            load_features(path)
+        read.append(path.name)
+    return read
+
+
+@pytest.mark.parametrize(
+    ("job", "point"),
+    # organize once: its rerun redoes every later job (a minute here); the others twice
+    [("organize", 0)] + [(job, point) for job in list(KILLED_JOBS)[1:] for point in (0, 1)],
+)
+def test_a_kill_at_a_random_moment_of_each_job_type_then_a_rerun_gives_identical_results(
+    healthy: Path, tmp_path: Path, job: str, point: int
+) -> None:
+    """SIGKILL to the whole run (Snakemake and its jobs) at a seeded random moment of one job
+    type's jobs; nothing half-written is left under a real name, and after `--unlock` (the
+    lock of the killed run) the same command gives the uninterrupted run's results."""
+    root, config = _copy(healthy, tmp_path)
+    before = _whole(root)
+    out = root / "results" / "t"
+    rules, logs, _ = KILLED_JOBS[job]
+    for log in (out / "logs").glob(logs):
+        log.unlink()
+    delay = _kill_delay(job, point)
+    print(f"kill {job} #{point}: {delay:.3f} s after its first job started (seed {KILL_SEED})")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        _command(root, config, "--forcerun", *rules), cwd=root, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not any((out / "logs").glob(logs)):
+        assert process.poll() is None, f"the run ended before any {job} job started"
+        assert time.monotonic() < deadline, f"no {job} job started"
+        time.sleep(0.01)
+    time.sleep(delay)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert _nothing_half_written(out)
+
+    snakemake(root, config, "--unlock")
+    snakemake(root, config)
+    assert _whole(root) == before, f"kill {job} #{point} at {delay:.3f} s"
+    _up_to_date(root, config)
