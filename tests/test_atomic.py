@@ -148,3 +148,41 @@ def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
     write_json({}, tmp_path / "x.json")
     mode = (tmp_path / "x.json").stat().st_mode & 0o777
     assert mode == 0o666 & ~atomic._UMASK
+
+
+def test_a_job_on_a_full_disk_stops_with_one_message_and_its_rerun_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through run_job, as a metrics job writes its two outputs: one readable message on the
+    terminal (no traceback), no output left; the same job again (space freed) writes both."""
+    import logging
+    from types import SimpleNamespace
+
+    from ckpt_eval.jobs import run_job
+
+    out = tmp_path / "results"
+    smk = SimpleNamespace(log=[str(tmp_path / "job.log")], rule="metrics_checkpoint")
+
+    def body(smk) -> None:
+        save_features(out / "replicates.npz", {"fid": np.ones((200, 4))}, {"set": "step-1"})
+        write_json({"name": "step-1", "fid": 1.5}, out / "metrics.json")
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with monkeypatch.context() as patch:
+            _full_disk(patch, 3000)
+            with pytest.raises(SystemExit) as info:
+                run_job(smk, body)
+        err = capsys.readouterr().err
+        assert info.value.code == 1 and "Traceback" not in err
+        assert err.count("ckpt-eval error in rule metrics_checkpoint") == 1
+        assert "the disk is full" in err and "Nothing half-written was left" in err
+        assert f"file: {out / 'replicates.npz'}" in err
+        assert list(out.iterdir()) == []
+        run_job(smk, body)  # the fix followed: the same job again
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert load_features(out / "replicates.npz")[1] == {"set": "step-1"}
+    assert read_json(out / "metrics.json")["fid"] == 1.5

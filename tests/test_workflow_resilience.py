@@ -223,12 +223,11 @@ def _up_to_date(root: Path, config: Path) -> None:
     assert "Nothing to be done" in done.stdout + done.stderr, done.stdout
 
 
-@pytest.fixture(scope="module")
-def healthy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One finished run of two checkpoints; the healing tests work on copies of it."""
-    root = tmp_path_factory.mktemp("healthy")
-    snakemake(root, make_project(root, {"step-1": 4, "step-2": 4}))
-    return root
+@pytest.fixture
+def healthy(finished: Path) -> Path:
+    """The shared finished run (conftest: step-100, checkpoint-200, e000003); the tests here
+    work on copies of it."""
+    return finished
 
 
 def _copy(healthy: Path, tmp_path: Path) -> tuple[Path, Path]:
@@ -239,23 +238,23 @@ def _copy(healthy: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 # one file of every kind a run keeps (and the results), spread over the checkpoints
 DELETED = (
-    "features/inception/checkpoint_step-1.npz",
-    "features/clip/checkpoint_step-2.npz",
+    "features/inception/checkpoint_step-100.npz",
+    "features/clip/checkpoint_checkpoint-200.npz",
     "features/clip/real.npz",
     "manifests/real.json",
-    "prompts/step-2.json",
-    "metrics_checkpoint_step-1.json",
-    "bootstrap/checkpoint_step-2.npz",
+    "prompts/checkpoint-200.json",
+    "metrics_checkpoint_step-100.json",
+    "bootstrap/checkpoint_checkpoint-200.npz",
     "plots",
     "report.html",
 )
 TRUNCATED = (
     "features/inception/real.npz",
     "features/clip/model.json",
-    "manifests/checkpoint_step-2.json",
-    "prompts/step-1.json",
-    "metrics_checkpoint_step-2.json",
-    "bootstrap/checkpoint_step-1.npz",
+    "manifests/checkpoint_checkpoint-200.json",
+    "prompts/step-100.json",
+    "metrics_checkpoint_checkpoint-200.json",
+    "bootstrap/checkpoint_step-100.npz",
     "consolidated_results.json",
     "metrics.csv",
     "report.md",
@@ -307,7 +306,7 @@ def test_content_damage_is_found_by_the_reader_and_the_advice_heals_it(
         path.write_bytes(bytes(data))
 
     def other_checkpoints(path: Path) -> None:
-        shutil.copy(features / "checkpoint_step-1.npz", path)
+        shutil.copy(features / "checkpoint_step-100.npz", path)
 
     def edit_manifest(path: Path) -> None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -315,9 +314,13 @@ def test_content_damage_is_found_by_the_reader_and_the_advice_heals_it(
         path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
     cases = [
-        (flip, features / "checkpoint_step-2.npz", "cached features cannot be read"),
-        (other_checkpoints, features / "checkpoint_step-2.npz", "do not match their inputs"),
-        (edit_manifest, out / "manifests" / "checkpoint_step-1.json", "changed after organize"),
+        (flip, features / "checkpoint_checkpoint-200.npz", "cached features cannot be read"),
+        (
+            other_checkpoints,
+            features / "checkpoint_checkpoint-200.npz",
+            "do not match their inputs",
+        ),
+        (edit_manifest, out / "manifests" / "checkpoint_step-100.json", "changed after organize"),
     ]
     for damage, path, what in cases:
         damage(path)
@@ -347,7 +350,7 @@ def test_a_read_only_results_folder_is_named_with_a_fix_that_works(
     root, config = _copy(healthy, tmp_path)
     before = _whole(root)
     out = root / "results" / "t"
-    (out / "metrics_checkpoint_step-2.json").unlink()  # work to do
+    (out / "metrics_checkpoint_checkpoint-200.json").unlink()  # work to do
     if os.geteuid() == 0:  # root writes through permissions: a read-only mount instead
         wrap = ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(out)]
         done = _run(wrap + _command(root, config), root)
@@ -360,7 +363,7 @@ def test_a_read_only_results_folder_is_named_with_a_fix_that_works(
     assert "ckpt-eval: results/t cannot be written" in output
     assert "fix: make results/t writable" in output and "another `run:` name" in output
     assert "Write-protected output files" in output  # Snakemake's own stop, before any job
-    assert not (out / "metrics_checkpoint_step-2.json").exists()
+    assert not (out / "metrics_checkpoint_checkpoint-200.json").exists()
     snakemake(root, config)  # writable again: the same command completes
     assert _whole(root) == before
 
@@ -395,7 +398,7 @@ def test_two_configs_with_one_run_name_are_refused_naming_both(
     root, config = _copy(healthy, tmp_path)
     before = _whole(root)
     shutil.copytree(root / "samples", root / "samples-b")
-    shutil.rmtree(root / "samples-b" / "step-2")
+    shutil.rmtree(root / "samples-b" / "checkpoint-200")
     other = root / "other.yaml"
     data = yaml.safe_load(config.read_text())
     other.write_text(yaml.safe_dump({**data, "samples": {"root": "samples-b"}}))
@@ -416,7 +419,7 @@ def test_two_configs_with_one_run_name_are_refused_naming_both(
     snakemake(root, other)
     assert _whole(root) == before
     separate = json.loads((root / "results" / "b" / "consolidated_results.json").read_text())
-    assert [c["name"] for c in separate["checkpoints"]] == ["step-1"]
+    assert {c["name"] for c in separate["checkpoints"]} == {"step-100", "e000003"}
     # ... or, replacing the other config, the record deleted (a dry run: it plans, not refuses)
     other.write_text(yaml.safe_dump({**data, "samples": {"root": "samples-b"}}))
     (root / "results" / "t" / "run.json").unlink()
