@@ -68,11 +68,33 @@ def _link_tree(source: Path, target: Path) -> None:
         os.link(path, target / path.name)
 
 
-def write_prompts(project: Path, data: BenchData, names: tuple[str, ...]) -> None:
+def write_prompt_rows(project: Path, rows: list[list[str]]) -> None:
+    """`project`/prompts.csv of (file, prompt) rows."""
     with open(project / "prompts.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["file", "prompt"])
-        writer.writerows(data.prompt_rows(names))
+        writer.writerows(rows)
+
+
+def write_prompts(project: Path, data: BenchData, names: tuple[str, ...]) -> None:
+    write_prompt_rows(project, data.prompt_rows(names))
+
+
+def write_config(project: Path, **config: object) -> Path:
+    """`project`/config.yaml: the bench's settings (CPU, no CLIP model: it is not on this
+    machine), updated by `config`."""
+    settings = {
+        "run": "bench",
+        "real_images": "real",
+        "samples": {"root": "samples"},
+        "prompts": "prompts.csv",
+        "device": "cpu",
+        "clip": {"model": str(project / "no-clip-model-here"), "required": False},
+        **config,
+    }
+    path = project / "config.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return path
 
 
 def make_project(
@@ -87,16 +109,7 @@ def make_project(
     for name in checkpoints:
         _link_tree(data.checkpoint(name), project / "samples" / name)
     write_prompts(project, data, checkpoints)
-    settings = {
-        "run": "bench",
-        "real_images": "real",
-        "samples": {"root": "samples"},
-        "prompts": "prompts.csv",
-        "device": "cpu",
-        "clip": {"model": str(project / "no-clip-model-here"), "required": False},
-        **config,
-    }
-    (project / "config.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    write_config(project, **config)
     return project
 
 
@@ -120,3 +133,34 @@ def remove_checkpoint(project: Path, data: BenchData) -> None:
         out / "bootstrap" / f"checkpoint_{name}.npz",
     ):
         path.unlink(missing_ok=True)
+
+
+def photo_crops(folder: Path, n: int, size: int, seed: int = 0, shift: int = 0) -> list[Path]:
+    """`n` square crops of scikit-image's sample photos at `size` pixels, JPEG (quick to write),
+    colours shifted by `shift`: what a report's JPEG thumbnails of real samples weigh, unlike a
+    smooth synthetic image. Also used by tests/test_render.py's size-budget test."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    photos = [
+        data.astronaut(),
+        data.coffee(),
+        data.chelsea(),
+        data.rocket(),
+        data.hubble_deep_field(),
+    ]
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        photo = photos[i % len(photos)]
+        side = int(rng.integers(200, min(photo.shape[:2])))
+        y = int(rng.integers(0, photo.shape[0] - side + 1))
+        x = int(rng.integers(0, photo.shape[1] - side + 1))
+        crop = photo[y : y + side, x : x + side].astype(np.int16) + shift
+        image = Image.fromarray(np.clip(crop, 0, 255).astype(np.uint8)).resize((size, size))
+        path = folder / f"img_{i:03d}.jpg"
+        image.save(path, quality=92)
+        paths.append(path)
+    return paths

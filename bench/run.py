@@ -15,6 +15,8 @@ Figures (each a module here, each writing its own section of RESULTS.md):
 7. `tree`: planning sample trees of 25,000, 50,000 and 100,000 files: linear in the files.
 `plan`: planning 1,000 checkpoints, against the 10 s target of issue 18.
 `memory`: the whole workflow on a real set of 50,000 images, every job's peak memory measured.
+`report_paint`: the size of the report of 20 checkpoints x 64 images and its first paint in
+Debian's chromium.
 
 The bench builds its own data set (bench/data.py) in `--workdir`. Sections of figures not run
 this time are kept from the existing RESULTS.md; the header (machine, versions, load) is
@@ -43,6 +45,7 @@ import fresh  # noqa: E402
 import incremental  # noqa: E402
 import memory  # noqa: E402
 import plan  # noqa: E402
+import report_paint  # noqa: E402
 import scale  # noqa: E402
 import tree  # noqa: E402
 import versus_cleanfid  # noqa: E402
@@ -58,6 +61,7 @@ FIGURES = {
     "tree": tree,
     "plan": plan,
     "memory": memory,
+    "report_paint": report_paint,
 }
 PACKAGES = ("numpy", "scipy", "torch", "Pillow", "clean-fid", "snakemake", "transformers")
 # Written by hand, not measured by a run: what each optimisation predicted, gave, and why. Kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,20 @@ def snakemake(
     return done
 
 
+def only_own_script(html: str) -> str:
+    """Check that report.html runs one script, its own (ckpt_eval/report/templates/report.js),
+    and that its Content-Security-Policy lets no other run (by its sha256, no 'unsafe-inline'
+    for scripts) and allows no request (`default-src 'none'`); returns the script."""
+    from ckpt_eval.report.render import TEMPLATES, script_hash
+
+    script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
+    assert html.count("<script") == 1 and f"<script>{script}</script>" in html
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    assert "default-src 'none'" in csp and f"script-src {script_hash(script)}" in csp
+    assert "unsafe-inline" not in csp.split("script-src", 1)[1].split(";")[0]
+    return script
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path, {"step-100": 5, "step-200": 5, "step-300": 5})
@@ -128,4 +143,4 @@ def repo() -> Path:
     return REPO
 
 
-__all__ = ["make_project", "snakemake", "write_images", "shutil"]
+__all__ = ["make_project", "only_own_script", "snakemake", "write_images", "shutil"]

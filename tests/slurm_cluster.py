@@ -35,6 +35,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import debian_packages
+from debian_packages import Unavailable
+
 CORE_PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 ACCOUNTING_PACKAGES = ("slurmdbd", "mariadb-server")
 # the daemons in start order; stop() goes the other way
@@ -43,67 +46,12 @@ PARTITION = "main"
 DB_PASSWORD_FILE = "db-password"
 
 
-class Unavailable(RuntimeError):
-    """The cluster cannot be had on this machine (not root, no apt, a package that will not
-    install): the reason, for a test's skip message."""
-
-
-def missing_packages(packages: tuple[str, ...]) -> list[str]:
-    """The packages of `packages` that dpkg does not list as installed."""
-    if not shutil.which("dpkg-query"):
-        return list(packages)
-    missing = []
-    for name in packages:
-        done = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True
-        )
-        if done.returncode != 0 or "install ok installed" not in done.stdout:
-            missing.append(name)
-    return missing
-
-
 def install(accounting: bool = True) -> float:
     """Install the Debian packages that are missing (apt only then); seconds spent.
 
     Raises Unavailable with the reason when they cannot be installed here.
     """
-    packages = CORE_PACKAGES + (ACCOUNTING_PACKAGES if accounting else ())
-    missing = missing_packages(packages)
-    if not missing:
-        return 0.0
-    if os.geteuid() != 0:
-        raise Unavailable(f"not root, and these Debian packages are missing: {missing}")
-    if not shutil.which("apt-get"):
-        raise Unavailable(f"no apt-get on this machine to install {missing}")
-    start = time.monotonic()
-    # no service may start at install (no systemd here; this module starts the daemons itself):
-    # a policy-rc.d that says no, for the time of the install, unless the machine has one
-    policy = Path("/usr/sbin/policy-rc.d")
-    ours = not policy.exists()
-    if ours:
-        policy.write_text(
-            "#!/bin/sh\n# ckpt-eval tests/slurm_cluster.py: no services at install\nexit 101\n"
-        )
-        policy.chmod(0o755)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    try:
-        for command in (
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-        ):
-            done = subprocess.run(command, capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                raise Unavailable(
-                    f"`{' '.join(command)}` failed ({done.returncode}):\n{done.stdout[-2000:]}"
-                    f"\n{done.stderr[-2000:]}"
-                )
-    finally:
-        if ours:
-            policy.unlink(missing_ok=True)
-    still = missing_packages(packages)
-    if still:
-        raise Unavailable(f"apt-get install left these packages missing: {still}")
-    return time.monotonic() - start
+    return debian_packages.install(CORE_PACKAGES + (ACCOUNTING_PACKAGES if accounting else ()))
 
 
 def free_port() -> int:

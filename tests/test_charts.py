@@ -176,3 +176,23 @@ def test_a_strength_sweep_draws_one_line_per_scale(figures: list[Any]) -> None:
     # the chart is still the metric's (a line's label must not become the title)
     assert ax.get_title() == "FID per checkpoint"
     assert ax.get_ylabel() == "FID (lower is better)"
+
+
+def test_intervals_are_drawn_as_a_band(figures: list[Any]) -> None:
+    rows = _rows()
+    rows[0]["fid_ci"] = {"low": 35.0, "high": 47.0, "level": 0.95}
+    rows[1]["fid_ci"] = {"low": 20.0, "high": 31.0, "level": 0.95}
+    rows[3]["fid_ci"] = None  # too few images: a point on the line, outside the band
+    metric_chart(rows, "fid", "FID", "lower", "fid_ci", "step-300")
+    ((_, ax),) = figures
+    (band,) = ax.collections
+    vertices = band.get_paths()[0].vertices
+    # the band's outline runs along the interval ends at steps 100 and 300
+    for x, low, high in ((100, 35.0, 47.0), (300, 20.0, 31.0)):
+        ys = {float(y) for vx, y in vertices if vx == x}
+        assert {low, high} <= ys
+    assert {float(vx) for vx, _ in vertices} == {100.0, 300.0}
+    line = ax.lines[0]
+    assert line.get_xdata().tolist() == [100, 300, 400]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["95% interval", "recommended"]

@@ -243,7 +243,14 @@ def test_clip_available_per_image_and_per_prompt() -> None:
     assert by_prompt["a cat"]["std"] == pytest.approx(float(np.std(cat)))
     assert by_prompt["a dog"]["n"] == 2
     assert by_prompt["a dog"]["mean"] == pytest.approx((scores[1] + scores[4]) / 2)
-    assert by_prompt["<b>x</b>"] == {"prompt": "<b>x</b>", "mean": scores[3], "std": 0.0, "n": 1}
+    assert by_prompt["<b>x</b>"] == {
+        "prompt": "<b>x</b>",
+        "mean": scores[3],
+        "std": 0.0,
+        "n": 1,
+        "ci": None,  # one image: no interval
+    }
+    assert by_prompt["a cat"]["ci"]["level"] == 0.95  # the run's bootstrap.level
     assert result["truncated_prompts"] == truncated
 
 

@@ -84,17 +84,39 @@ def test_summarise_single_score() -> None:
 def test_per_prompt_groups_in_order_of_first_appearance() -> None:
     scores = np.array([10.0, 30.0, 20.0, 40.0, 33.0])
     prompts = ["a dog", "a cat", "a dog", "a boat", "a cat"]
-    result = per_prompt(scores, prompts)
+    result = per_prompt(scores, prompts, 0.95)
     assert [r["prompt"] for r in result] == ["a dog", "a cat", "a boat"]
-    assert result[0] == {"prompt": "a dog", "mean": 15.0, "std": 5.0, "n": 2}
-    assert result[1] == {"prompt": "a cat", "mean": 31.5, "std": 1.5, "n": 2}
-    assert result[2] == {"prompt": "a boat", "mean": 40.0, "std": 0.0, "n": 1}
+    assert {k: v for k, v in result[0].items() if k != "ci"} == {
+        "prompt": "a dog",
+        "mean": 15.0,
+        "std": 5.0,
+        "n": 2,
+    }
+    assert result[1]["mean"] == 31.5 and result[1]["std"] == 1.5 and result[1]["n"] == 2
+    assert result[2] == {"prompt": "a boat", "mean": 40.0, "std": 0.0, "n": 1, "ci": None}
+
+
+def test_per_prompt_interval_is_students_t() -> None:
+    """Against textbook t quantiles (t(0.975, 1) = 12.7062, t(0.975, 4) = 2.7764,
+    t(0.95, 4) = 2.1318): mean ± t · s / sqrt(n), s the sample std."""
+    dog = per_prompt(np.array([10.0, 20.0]), ["d", "d"], 0.95)[0]["ci"]
+    # s = 7.0711, s / sqrt(2) = 5: 15 ± 63.53
+    assert dog == pytest.approx({"low": 15 - 63.531, "high": 15 + 63.531, "level": 0.95}, abs=1e-3)
+    five = np.array([30.0, 32.0, 31.0, 35.0, 27.0])  # mean 31, s = sqrt(8.5) = 2.9155
+    for level, quantile in ((0.95, 2.7764), (0.90, 2.1318)):
+        ci = per_prompt(five, ["p"] * 5, level)[0]["ci"]
+        half = quantile * 2.9155 / 5**0.5
+        assert ci["low"] == pytest.approx(31 - half, abs=1e-3)
+        assert ci["high"] == pytest.approx(31 + half, abs=1e-3)
+        assert ci["level"] == level
+    same = per_prompt(np.array([3.0, 3.0, 3.0]), ["p"] * 3, 0.95)[0]["ci"]
+    assert same["low"] == same["high"] == 3.0
 
 
 def test_per_prompt_rejects_length_mismatch() -> None:
     with pytest.raises(ValueError):
-        per_prompt(np.array([1.0, 2.0]), ["only one"])
+        per_prompt(np.array([1.0, 2.0]), ["only one"], 0.95)
 
 
 def test_per_prompt_empty() -> None:
-    assert per_prompt(np.array([]), []) == []
+    assert per_prompt(np.array([]), [], 0.95) == []

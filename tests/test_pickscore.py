@@ -162,12 +162,12 @@ def test_end_to_end_json_csv_charts_reports(tmp_path: Path) -> None:
         assert "laion/CLIP-ViT-H-14-laion2B-s32B-b79K" in text_
     assert f"{by_name['step-300']['pickscore_mean']:.2f}" in out.markdown
     # its per-prompt table, from the registry's per_prompt field like CLIP score's
-    assert "| Prompt | Images | PickScore |" in out.markdown
-    first = by_name["step-300"]["pickscore_per_prompt"][0]
-    assert f"| {first['prompt']} | {first['n']} | {first['mean']:.2f} ± {first['std']:.2f} |" in (
-        out.markdown
+    assert "### PickScore per prompt" in out.markdown and "PickScore per prompt</h3>" in out.html
+    first = [by_name[n]["pickscore_per_prompt"][0] for n in ("step-100", "step-200", "step-300")]
+    cells = " | ".join(
+        f"{c['mean']:.2f} [{c['ci']['low']:.2f}, {c['ci']['high']:.2f}]" for c in first
     )
-    assert "<th>PickScore</th>" in out.html
+    assert f"| {first[0]['prompt']} | {cells} |" in out.markdown
 
 
 def _one(features, status):

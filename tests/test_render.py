@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 from checkpoint_eval import evaluate_features
-from conftest import write_images
+from conftest import only_own_script, write_images
+from markdown_it import MarkdownIt
 from PIL import Image
 
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
@@ -25,8 +27,19 @@ from ckpt_eval.inputs.manifest import build_manifest
 from ckpt_eval.jsonio import write_json
 from ckpt_eval.metrics.registry import CheckpointData, measures, quantities
 from ckpt_eval.provenance import provenance
+from ckpt_eval.report.grid import build_grid, write_contact_sheets
 from ckpt_eval.report.prose import notice_text
-from ckpt_eval.report.render import _md_escape, charts, render, render_files
+from ckpt_eval.report.render import (
+    SIZE_BUDGET,
+    _md_escape,
+    charts,
+    render,
+    render_files,
+)
+
+# bench/data.py's photo crops: the bench's 20 x 64 report is made of them too
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from data import photo_crops  # noqa: E402
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -126,7 +139,10 @@ def _row(
         "clip_score_std": None if clip is None else 1.0,
         "clip_per_prompt": []
         if clip is None
-        else [{"prompt": p, "mean": clip, "std": 0.0, "n": 1} for p in dict.fromkeys(prompts)],
+        else [
+            {"prompt": p, "mean": clip, "std": 0.0, "n": 1, "ci": None}
+            for p in dict.fromkeys(prompts)
+        ],
         "truncated_prompts": [],
         "fallback_count": 0,
         "prompts_without_image": [],
@@ -367,15 +383,19 @@ def test_rows_have_the_keys_a_checkpoint_evaluation_writes(samples) -> None:
 def test_html_is_safe_and_self_contained(samples) -> None:
     _, html, result = _render(samples)
     parser = _parse(html)
-    assert "script" not in parser.tags
+    only_own_script(html)
+    assert parser.tags.count("script") == 1
     handlers = [(t, k) for t, k, _ in parser.attrs if k.startswith("on")]
     assert handlers == []
     # exactly the template's own images: a chart per charted metric with values (FID, KID,
-    # CLIP, near copies, and the newer ones) + 2 thumbnails for each of 3 checkpoints
+    # CLIP, near copies, and the newer ones) + 2 thumbnails for each of 3 checkpoints (these
+    # three share no prompt, so the grid has no row) + the empty enlarged view
     sources = [v for t, k, v in parser.attrs if k == "src"]
     assert all(s.startswith("data:") for s in sources), sources
     assert len(sources) == len(_charted(result)) + 3 * 2
-    assert "img" in parser.tags and parser.tags.count("img") == len(sources)
+    assert "img" in parser.tags and parser.tags.count("img") == len(sources) + 1
+    zooms = [v for t, k, v in parser.attrs if k == "data-group"]
+    assert len(zooms) == 3 * 2 and not [v for t, k, v in parser.attrs if k == "data-full"]
     hrefs = [v for _, k, v in parser.attrs if k == "href"]
     assert hrefs and all(h.startswith("#") for h in hrefs)
     # the payloads are shown as text
@@ -423,7 +443,9 @@ def test_recommended_row_is_marked(samples) -> None:
     assert BEST in text and "★" in text
     # Markdown: exactly one results row carries the mark, the one of the recommended checkpoint
     rows = [
-        line for line in markdown.splitlines() if line.startswith("| ") and "(recommended)" in line
+        line
+        for line in markdown.splitlines()
+        if line.startswith("| ") and "(recommended)" in line and not line.startswith("| Prompt")
     ]
     assert len(rows) == 1
     cells = _md_cells(rows[0])
@@ -433,10 +455,15 @@ def test_recommended_row_is_marked(samples) -> None:
 
 def test_markdown_escapes_cells(samples) -> None:
     markdown, _, _ = _render(samples)
-    assert "<" not in markdown.replace("<!--", "")  # no raw markup at all
-    assert _md_escape(SCRIPT) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    # no HTML entity; every `<` is escaped, so no tag can open
+    assert not re.search(r"&(lt|gt|amp|quot|#\d+);", markdown)
+    assert re.findall(r"(?<!\\)<", markdown) == []
+    assert _md_escape(SCRIPT) == "\\<script>alert(1)\\</script>"
+    assert _md_escape("CLIP >= 30") == "CLIP >= 30"
     assert _md_escape("a | b") == "a \\| b"
     assert _md_escape("a\\|b") == "a\\\\\\|b"
+    assert _md_escape("> not a quote") == "\\> not a quote"
+    assert _md_escape("*not* [a](link) `x` &amp;") == "\\*not\\* \\[a\\](link) \\`x\\` \\&amp;"
     lines = markdown.splitlines()
     tables: list[list[list[str]]] = []
     for i, line in enumerate(lines):
@@ -444,9 +471,9 @@ def test_markdown_escapes_cells(samples) -> None:
             tables.append([])
         if line.startswith("|"):
             tables[-1].append(_md_cells(line))
-    # results, fidelity/memorization and significance tables + the per-prompt tables of the 3
-    # checkpoints
-    assert len(tables) == 6
+    # results, fidelity/memorization, significance, the grid's unmatched images (these three
+    # checkpoints share no prompt and position) and CLIP score per prompt
+    assert len(tables) == 5
     for table in tables:
         widths = {len(cells) for cells in table}
         assert len(widths) == 1, table  # no cell split by a pipe in its content
@@ -458,8 +485,24 @@ def test_markdown_escapes_cells(samples) -> None:
         "step-200",
         BEST,
     ]
-    prompts = {_md_unescape(r[0]) for t in tables[3:] for r in t[2:]}
+    assert len(tables[3]) == 2 + 9
+    prompts = {_md_unescape(r[0]) for r in tables[4][2:]}
     assert prompts == {"a cat", PIPE_PROMPT, "a | b", SCRIPT, IMG, "x"}
+
+
+def test_markdown_renders_as_github_would(samples) -> None:
+    """Through a CommonMark parser with GitHub's tables and raw HTML allowed: the hostile text is
+    text (no element made from it), every table is a table, charts are image files beside it."""
+    markdown, _, result = _render(samples)
+    html = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+    parser = _parse(html)
+    assert "script" not in parser.tags and not [k for _, k, _ in parser.attrs if k.startswith("on")]
+    assert parser.tags.count("table") == 5
+    text = "".join(parser.text)
+    for payload in (SCRIPT, IMG, PIPE_PROMPT, f"Eval {SCRIPT}", "CLIP score"):
+        assert payload in text, payload
+    images = [v for t, k, v in parser.attrs if t == "img" and k == "src"]
+    assert images == [f"plots/{name}.png" for name in charts(result)]
 
 
 @pytest.mark.parametrize("clip", [True, False])
@@ -473,7 +516,7 @@ def test_clip_notice_iff_not_computed(samples, clip: bool) -> None:
     if not clip:
         assert f"no clip {SCRIPT}" in text  # the reason, as text
         assert _md_escape(f"no clip {SCRIPT}") in markdown
-        assert "| Prompt |" not in markdown  # no per-prompt CLIP tables without CLIP
+        assert "per prompt" not in markdown  # no per-prompt CLIP table without CLIP
 
 
 def _charted(result: dict[str, Any]) -> list[str]:
@@ -521,7 +564,10 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
     parser = _parse(html)
     sources = [v for _, k, v in parser.attrs if k == "src"]
     assert len(sources) == len(names) + 6 and all(s.startswith("data:") for s in sources)
-    assert "script" not in parser.tags
+    only_own_script(html)
+    # no prompt and position is shared by every checkpoint: no contact sheet, every image listed
+    assert (out / "grids").is_dir() and list((out / "grids").iterdir()) == []
+    assert markdown.count("| step-100 | step-100/img_00") == 3
     # the same as render() on the in-memory objects
     expected_md, expected_html = render(
         result,
@@ -531,3 +577,107 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples) -> None:
         {n: f"plots/{n}.png" for n in names},
     )
     assert markdown == expected_md and html == expected_html
+
+
+class _GridTable(HTMLParser):
+    """The grid table of report.html: its column heads, its rows' cells and row-head texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0  # > 0 inside the grid table
+        self.columns: list[str] = []
+        self.cells: list[int] = []  # per body row
+        self.heads: list[str] = []  # text of each row head
+        self.in_body = self.in_head = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table" and (self.depth or attrs.get("id") == "grid-table"):
+            self.depth += 1
+        if not self.depth:
+            return
+        if tag == "th" and "ckpt" in (attrs.get("class") or "").split():
+            self.columns.append(attrs["data-checkpoint"])
+        self.in_body = self.in_body or tag == "tbody"
+        if tag == "tr" and self.in_body:
+            self.cells.append(0)
+            self.heads.append("")
+        if tag == "td" and self.in_body:
+            self.cells[-1] += 1
+        if tag == "th" and attrs.get("scope") == "row":
+            self.in_head = True
+
+    def handle_endtag(self, tag):
+        if tag == "table" and self.depth:
+            self.depth -= 1
+        if tag == "th":
+            self.in_head = False
+
+    def handle_data(self, data):
+        if self.depth and self.in_head:
+            self.heads[-1] += data
+
+
+def test_grid_has_a_column_per_checkpoint_and_a_row_per_row_shown(samples, tmp_path) -> None:
+    """Three checkpoints with the same three prompts: a 3 x 3 grid, the hostile prompt a row
+    head's text; report.md embeds the contact sheet beside it; the per-prompt view has every
+    prompt with its t interval."""
+    config = _config()
+    rows = []
+    for name, step, fid, clip in (("step-100", 100, 40.0, 25.0), ("step-200", 200, 30.0, 27.0)):
+        files = [image["file"] for image in samples[name]["images"]]
+        rows.append(_row(name, step, fid, clip, files, ["a cat", SCRIPT, "x"]))
+    files = [image["file"] for image in samples[BEST]["images"]]
+    rows.append(_row(BEST, None, 10.0, 31.0, files, ["a cat", SCRIPT, "x"]))
+    result = consolidate(rows, config, provenance(config, config_hash(config), EXTRA))
+    sheets = write_contact_sheets(build_grid(result, samples, 16, 0), tmp_path / "grids")
+    assert sheets == ["grids/grid-001.png"]
+    markdown, html = render(result, config, samples, {}, {}, sheets)
+    table = _GridTable()
+    table.feed(html)
+    assert table.columns == ["step-100", "step-200", BEST]  # step order, unstepped last
+    assert table.cells == [3, 3, 3]
+    assert [h.split("image")[0] for h in table.heads] == ["a cat", SCRIPT, "x"]
+    captions = [v for t, k, v in _parse(html).attrs if k == "data-caption"]
+    assert f"step-100 · {SCRIPT} · image 0 · " in "\n".join(captions)
+    assert "![Grid, sheet 1 of 1](grids/grid-001.png)" in markdown
+    assert "image(s) have no image with the same prompt" not in markdown  # all matched
+    # per prompt, each checkpoint's CLIP mean (one image each: no interval)
+    assert f"| {_md_escape(SCRIPT)} | 25.00 | 27.00 | 31.00 |" in markdown
+
+
+def test_a_report_of_20_checkpoints_x_64_images_is_within_the_size_budget(tmp_path) -> None:
+    """The stated budget (render.SIZE_BUDGET, 15 MB) for 20 checkpoints x 64 samples of 512
+    pixels (8 prompts x 8 seeds) with the default config: grid_rows x 20 cells with their
+    enlarged images, 12 sample thumbnails per checkpoint, the charts. Its first paint is
+    measured by bench/report_paint.py, not here."""
+    config = _config(report={})
+    assert config["report"]["grid_rows"] == 16 and config["report"]["thumbnails"] == 12
+    # photo crops (JPEG thumbnails of photos weigh what real samples' do), 5 sets of 64
+    photos = [p for k in range(5) for p in photo_crops(tmp_path / str(k), 64, 512, k, 4 * k)]
+    prompts = [f"prompt {p} of the run" for p in range(8) for _ in range(8)]
+    seeds = [s for _ in range(8) for s in range(8)]
+    rows, manifests = [], {}
+    for c in range(20):
+        name = f"step-{(c + 1) * 100:04d}"
+        chosen = photos[(c % 5) * 64 : (c % 5 + 1) * 64]
+        files = [f"{name}/{p.name}" for p in chosen]
+        manifests[name] = {
+            "name": name,
+            "images": [{"file": f, "path": str(p)} for f, p in zip(files, chosen, strict=True)],
+        }
+        row = _row(name, (c + 1) * 100, 50.0 - c, 25.0 + c / 10, files, prompts)
+        for image, seed in zip(row["per_image"], seeds, strict=True):
+            image["seed"] = seed
+        rows.append(row)
+    result = consolidate(rows, config, provenance(config, config_hash(config), EXTRA))
+    pngs = charts(result)
+    _, html = render(result, config, manifests, pngs, {})
+    size = len(html.encode("utf-8"))
+    table = _GridTable()
+    table.feed(html)
+    assert len(table.columns) == 20 and table.cells == [20] * 16
+    fulls = [v for _, k, v in _parse(html).attrs if k == "data-full"]
+    assert len(fulls) == 20 * 16  # a section's samples enlarge their thumbnail
+    assert size < SIZE_BUDGET, f"report.html is {size / 1e6:.1f} MB"
+    print(f"report of 20 checkpoints x 64 images: {size / 1e6:.2f} MB")

@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import pytest
 import slurm_cluster
 import yaml
 from conftest import REPO, SNAKEMAKE, make_project
+from debian_packages import skip_or_fail
 
 pytestmark = pytest.mark.workflow
 
@@ -43,21 +43,8 @@ STATUS_DELAY = "5"
 
 
 def _unavailable(request: pytest.FixtureRequest, reason: str) -> None:
-    """Skip (or fail, with CKPT_EVAL_REQUIRE_SLURM=1), saying why on the terminal even under
-    `pytest -q` (past output capture) and in the warnings summary at the end."""
-    message = f"SLURM cluster tests not run: {reason}"
-    if os.environ.get("CKPT_EVAL_REQUIRE_SLURM") == "1":
-        pytest.fail(message)
-    if not getattr(request.config, "_ckpt_eval_slurm_said", False):
-        request.config._ckpt_eval_slurm_said = True
-        plugins = request.config.pluginmanager
-        reporter = plugins.get_plugin("terminalreporter")
-        capture = plugins.get_plugin("capturemanager")
-        if reporter is not None and capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(f"\n{message}", yellow=True)
-        warnings.warn(pytest.PytestWarning(message), stacklevel=2)
-    pytest.skip(message)
+    """Skip (or fail, with CKPT_EVAL_REQUIRE_SLURM=1), saying why."""
+    skip_or_fail(request, "SLURM cluster tests", "CKPT_EVAL_REQUIRE_SLURM", reason)
 
 
 def _cluster(request: pytest.FixtureRequest, **settings) -> slurm_cluster.Cluster:

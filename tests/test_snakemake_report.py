@@ -43,11 +43,14 @@ def test_the_report_holds_the_metrics_table_charts_and_evaluation(
     by_file = {Path(path).relative_to("results/t").as_posix(): e for path, e in results.items()}
     charts = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert {"fid.png", "kid.png"} <= set(charts)
+    sheets = sorted(p.name for p in (out / "grids").glob("*.png"))
+    assert sheets == ["grid-001.png"]  # the 5 prompt positions all three checkpoints have
     assert set(by_file) == {
         "consolidated_results.json",
         "metrics.csv",
         "report.html",
         *(f"plots/{name}" for name in charts),
+        *(f"grids/{name}" for name in sheets),
     }
     # each as the workflow wrote it, byte for byte
     for name, entry in by_file.items():
@@ -63,9 +66,11 @@ def test_the_report_holds_the_metrics_table_charts_and_evaluation(
     assert "KID (lower is better)" in by_file["plots/kid.png"]["caption"]
     assert "run <strong>t</strong>" in by_file["report.html"]["caption"]
     assert by_file["plots/fid.png"]["labels"] == {"chart": "fid"}
+    assert "contact sheet grid-001" in by_file["grids/grid-001.png"]["caption"]
+    assert by_file["grids/grid-001.png"]["labels"] == {"sheet": "grid-001"}
     categories = embedded(report, "categories")
     assert set(categories) == {"Evaluation"}
-    assert set(categories["Evaluation"]) == {"Report", "Metrics", "Charts", "Results"}
+    assert set(categories["Evaluation"]) == {"Report", "Metrics", "Charts", "Results", "Grids"}
     assert "run <strong>t</strong>" in embedded(report, "workflow-desc")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from bad_inputs import CORPUS
-from conftest import REPO, SNAKEMAKE, make_project, snakemake
+from conftest import REPO, SNAKEMAKE, make_project, only_own_script, snakemake
 
 from ckpt_eval.features.cache import load_features, save_features
 
@@ -92,7 +92,8 @@ def test_bad_input_corpus_through_the_workflow(tmp_path: Path) -> None:
     for name in bad:
         assert name in text
     assert "EXIF orientation 6 ignored" in text and "byte-identical" in text
-    assert "script" not in parser.tags
+    assert parser.tags.count("script") == 1  # its own, and no other can run:
+    only_own_script(html)
 
     # the same inputs with the default on_bad_image: error stop at organize, naming one file,
     # once, without a Python traceback, and nothing of the finished run is lost
@@ -246,6 +247,7 @@ DELETED = (
     "metrics_checkpoint_step-100.json",
     "bootstrap/checkpoint_checkpoint-200.npz",
     "plots",
+    "grids",
     "report.html",
 )
 TRUNCATED = (

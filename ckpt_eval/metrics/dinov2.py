@@ -174,6 +174,7 @@ MEASURE = Measure(
             digits=3,
             interval="dino_nearest_ci",
             table="secondary",
+            per_image="dino_nearest",
         ),
     ),
     compute=_compute,

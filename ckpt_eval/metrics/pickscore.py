@@ -82,7 +82,9 @@ def _compute(data: CheckpointData) -> Outcome:
         {
             "pickscore_mean": stats["mean"],
             "pickscore_std": stats["std"],
-            "pickscore_per_prompt": per_prompt(scores, [p["prompt"] for p in data.per_image]),
+            "pickscore_per_prompt": per_prompt(
+                scores, [p["prompt"] for p in data.per_image], data.settings["bootstrap"]["level"]
+            ),
             "pickscore_truncated": truncated,
         },
         per_image={"pickscore": [float(s) for s in scores]},

@@ -75,7 +75,9 @@ class Quantity:
     compare: bool = False  # differences between checkpoints, with intervals, in the report
     rankable: bool = False  # may carry a weight in ranking.weights
     anchor: bool = False  # the metric a checkpoint must have to be ranked at all (FID)
-    per_image: str | None = None  # per-image field: paired differences over shared prompts
+    # per-image field of `per_image` rows: shown in the report's grid cells, and, when compared,
+    # the paired differences over shared prompts of checkpoints whose keys differ
+    per_image: str | None = None
     per_prompt: str | None = None  # row field of [{prompt, n, mean, std}]: a per-prompt table
     band: str | None = None  # report.<band> thresholds: quality bands as the original report
     overfitting: bool = False  # its worsening after the best checkpoint flags overfitting

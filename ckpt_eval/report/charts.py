@@ -1,4 +1,5 @@
-"""Metric-versus-step charts as PNG bytes, to be embedded in the self-contained report."""
+"""Metric-versus-step charts as PNG bytes, to be embedded in the self-contained report, with each
+metric's interval as a band."""
 
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ def metric_chart(
     """One metric against step; the recommended checkpoint is ringed. None if nothing to plot.
     Rows with a `lora_scale` (a strength sweep) are drawn as one line per scale.
 
-    `err_key` names either a symmetric error (a number, e.g. a std) or an interval (a dict with
-    `low` and `high`, e.g. a bootstrap interval), drawn as asymmetric error bars.
+    `err_key` names either an interval (a dict with `low`, `high` and `level`, e.g. a bootstrap
+    interval), drawn as a shaded band between its ends, or a symmetric error (a number, e.g. a
+    std), drawn as error bars. A band is drawn over the checkpoints that have an interval; a
+    checkpoint without one (too few images) is a point on the line, outside the band.
     """
     points = [r for r in rows if r.get(key) is not None]
     if not points:
@@ -52,26 +55,40 @@ def metric_chart(
     # a LoRA strength sweep: one line per scale (the rows without one, the base model, as
     # their own points); otherwise the one line of the checkpoints
     groups = [None, *scales] if scales else [None]
+    banded = False
     for number, scale in enumerate(groups):
         members = [i for i, r in enumerate(points) if r.get("lora_scale") == scale]
         if not members:
             continue
-        errs = None
-        if err_key:
-            bars = [_error_bar(points[i][key], points[i].get(err_key)) for i in members]
-            errs = [[e[0] for e in bars], [e[1] for e in bars]]
+        gx, gy = [xs[i] for i in members], [ys[i] for i in members]
+        errs = [points[i].get(err_key) for i in members] if err_key else []
+        intervals = [(x, e) for x, e in zip(gx, errs, strict=False) if isinstance(e, dict)]
         style: dict[str, Any] = {"color": "#2563eb"}
+        band = "#93c5fd"
         if scales:  # (`label` stays the metric's: the title and axis name it)
             line = "base model" if scale is None else f"LoRA scale {scale_text(scale)}"
             style = {"color": f"C{number}", "label": line}
-        ax.errorbar(
-            [xs[i] for i in members],
-            [ys[i] for i in members],
-            yerr=errs,
-            marker="o",
-            capsize=3,
-            **style,
-        )
+            band = f"C{number}"
+        if intervals:
+            level = intervals[0][1].get("level")
+            name = f"{100 * level:.0f}% interval" if level else "interval"
+            ax.fill_between(
+                [x for x, _ in intervals],
+                [e["low"] for _, e in intervals],
+                [e["high"] for _, e in intervals],
+                color=band,
+                alpha=0.45 if not scales else 0.2,
+                linewidth=0,
+                label=None if banded else name,
+            )
+            banded = True
+            ax.plot(gx, gy, marker="o", **style)
+        else:
+            yerr = None
+            if err_key:
+                bars = [_error_bar(y, e) for y, e in zip(gy, errs, strict=True)]
+                yerr = [[e[0] for e in bars], [e[1] for e in bars]]
+            ax.errorbar(gx, gy, yerr=yerr, marker="o", capsize=3, **style)
     for x, y, r in zip(xs, ys, points, strict=True):
         if r["name"] == highlight:
             ax.plot(
@@ -88,7 +105,7 @@ def metric_chart(
     ax.set_ylabel(f"{label} ({better} is better)")
     ax.set_title(f"{label} per checkpoint")
     ax.grid(alpha=0.3)
-    if scales or highlight in {r["name"] for r in points}:
+    if scales or banded or highlight in {r["name"] for r in points}:
         ax.legend(loc="best")
     fig.tight_layout()
     buffer = io.BytesIO()

@@ -386,6 +386,42 @@ def preset_hint(config: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> str
     )
 
 
+# --- the grid ---------------------------------------------------------------------------------
+
+
+def grid_text(
+    rows: int, shown: int, columns: int, limit: int, seed: int, by: list[str], sheets: list[str]
+) -> str:
+    """How the prompt × checkpoint grid was made: its size, which rows the page shows, where the
+    full grid is."""
+    if not rows:
+        return (
+            "No prompt and seed (or position) is shared by every checkpoint, so there is no "
+            "grid: the images are listed below."
+        )
+    keys = " / ".join(by) or "prompt and position"
+    text = (
+        f"One row per {keys} that every checkpoint has (the pairs of the paired comparisons), "
+        f"one column per checkpoint: {rows} rows × {columns} checkpoints."
+    )
+    if shown < rows:
+        text += (
+            f" {shown} rows are shown, drawn at random with seed {seed} (report.grid_rows: "
+            f"{limit}) and kept in order."
+        )
+    if sheets:
+        span = sheets[0] if len(sheets) == 1 else f"{sheets[0]} to {sheets[-1]}"
+        text += f" Every row is in the PNG contact sheets {span}."
+    return text
+
+
+def unmatched_text(count: int) -> str:
+    return (
+        f"{count} image(s) have no image with the same prompt and seed (or position) in every "
+        "other checkpoint, so they are not in the grid:"
+    )
+
+
 # --- methodology and insights --------------------------------------------------------------------
 
 
@@ -400,7 +436,7 @@ def methodology(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[tu
         q for q in quantities() if any(q.value(r) is not None for r in result["checkpoints"])
     ]
     with_interval = _names([q.key for q in present if q.interval] or ["fid"])
-    paired = _names([q.key for q in present if q.per_image] or ["clip"])
+    paired = _names([q.key for q in present if q.per_image and q.compare] or ["clip"])
     bands = [q for q in quantities() if q.band]
     scales = (config.get("generate") or {}).get("lora_scales")
     if scales:
@@ -480,6 +516,15 @@ def methodology(config: Mapping[str, Any], result: Mapping[str, Any]) -> list[tu
             + " (the thresholds of the hand-made report).",
         ),
     ]
+    if any(r.get(q.per_prompt) for q in present if q.per_prompt for r in result["checkpoints"]):
+        items.append(
+            (
+                "Per-prompt intervals",
+                f"each prompt's mean per-image score with a {level} Student's t interval "
+                "(sample std, n - 1 degrees of freedom): a prompt has a handful of images, too "
+                "few for a bootstrap interval.",
+            )
+        )
     return items
 
 

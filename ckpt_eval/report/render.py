@@ -1,9 +1,20 @@
-"""Render the consolidated result as Markdown and as one self-contained HTML page."""
+"""Render the consolidated result as Markdown and as one self-contained HTML page.
+
+The HTML is one file that opens from a USB stick on an offline machine: every image, chart,
+style and script is inline, and its Content-Security-Policy allows no request at all (`default-src
+'none'`; images only from `data:`, the one script only by its sha256). With the default
+`report.grid_rows` a run of 20 checkpoints × 64 images stays under SIZE_BUDGET bytes (checked by
+tests/test_render.py; its first paint is measured in bench/report_paint.py): grid thumbnails are
+THUMB pixels, the enlarged view LARGE pixels, JPEG quality JPEG_QUALITY.
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +28,42 @@ from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
 from ckpt_eval.inputs.images import load_rgb
 from ckpt_eval.metrics.registry import Quantity, quantities
 from ckpt_eval.report.charts import metric_chart
+from ckpt_eval.report.grid import build_grid, ordered_columns, score_text, write_contact_sheets
 from ckpt_eval.report.prose import (
+    grid_text,
     insights,
     methodology,
     ranking_metrics,
     ranking_text,
     significance_notes,
+    unmatched_text,
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+SIZE_BUDGET = 15_000_000  # bytes of report.html for 20 checkpoints x 64 images, default config
+THUMB = 128  # longest side of a thumbnail (grid, samples, close pairs)
+LARGE = 320  # longest side of the enlarged view of a grid image
+JPEG_QUALITY = 80
 
 
-def thumbnail_uri(path: str | Path, size: int = 128) -> str:
+@lru_cache(maxsize=4096)
+def thumbnail_uri(path: str | Path, size: int = THUMB) -> str:
+    """The image shrunk to `size` (aspect kept, never enlarged) as a JPEG data URI; cached, as
+    one image may be in the grid, the samples and the close pairs."""
     image = Image.fromarray(load_rgb(path))
     image.thumbnail((size, size))
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def script_hash(script: str) -> str:
+    """The CSP source that lets exactly this inline script run."""
+    return (
+        "'sha256-"
+        + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+        + "'"
+    )
 
 
 def charts(result: dict[str, Any]) -> dict[str, bytes]:
@@ -74,10 +104,14 @@ def compared(rows: list[dict[str, Any]]) -> list[Quantity]:
 
 
 def _md_escape(value: Any) -> str:
+    """Text as Markdown (GitHub's) shows it, with no HTML entity: backslash escapes for what
+    would otherwise be markup (`<` of a tag, `|` of a table cell, emphasis, code, links, an
+    entity's `&`), a leading quote, heading or list marker; newlines become spaces."""
     text = "" if value is None else str(value)
-    for char, repl in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("\n", " ")):
-        text = text.replace(char, repl)
-    return text
+    text = re.sub(r"([\\`*\[\]<|])", r"\\\1", text.replace("\n", " "))
+    text = re.sub(r"&(?=#?\w+;)", r"\\&", text)
+    text = re.sub(r"^(\s*)(>|[#+-](?=\s|$))", r"\1\\\2", text)
+    return re.sub(r"^(\s*\d+)([.)])(?=\s|$)", r"\1\\\2", text)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -113,6 +147,11 @@ def _difference(comparison: dict[str, Any] | None, digits: int = 2) -> str:
     return text + (" *" if comparison["significant"] else "")
 
 
+def _sortable(value: Any) -> str:
+    """A table cell's sort key (its data-sort attribute): the number, or '' for none."""
+    return "" if value is None or isinstance(value, bool) else repr(float(value))
+
+
 def _environment(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -126,7 +165,64 @@ def _environment(autoescape: bool) -> jinja2.Environment:
     env.filters["ci"] = _with_ci
     env.filters["diff"] = _difference
     env.globals["cell"] = _cell
+    env.globals["sortable"] = _sortable
     return env
+
+
+def per_prompt_view(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each registry metric with per-prompt values: its prompts (in order of first
+    appearance) × checkpoints (grid order), each cell that checkpoint's entry for the prompt
+    (mean, std, n, t interval) or None, and its `tone` (0 = the prompt's worst mean over the
+    checkpoints, 1 = its best; None when all are equal) for shading."""
+    columns = ordered_columns(result)
+    views = []
+    for q in quantities():
+        if not q.per_prompt or not any(r.get(q.per_prompt) for r in columns):
+            continue
+        by_column = [{p["prompt"]: p for p in r.get(q.per_prompt) or []} for r in columns]
+        prompts = list(dict.fromkeys(p for entries in by_column for p in entries))
+        table = []
+        for prompt in prompts:
+            found = [entries.get(prompt) for entries in by_column]
+            means = [c["mean"] for c in found if c]
+            low, high = min(means), max(means)
+            cells = []
+            for c in found:
+                if c is None:
+                    cells.append(None)
+                    continue
+                tone = (c["mean"] - low) / (high - low) if high > low else None
+                if tone is not None and q.better == "lower":
+                    tone = 1 - tone
+                cells.append(dict(c, tone=tone))
+            table.append({"prompt": prompt, "cells": cells})
+        views.append({"quantity": q, "prompts": table})
+    return views
+
+
+def grid_context(
+    result: dict[str, Any], config: dict[str, Any], manifests: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The grid's facts, with the images of its shown rows as data URIs and its sentences."""
+    grid = build_grid(result, manifests, config["report"]["grid_rows"], config["seed"])
+    names = [c.name for c in grid.columns]
+    rows = []
+    for index in grid.shown:
+        row = grid.rows[index]
+        cells = [
+            {
+                "cell": cell,
+                "thumb": thumbnail_uri(cell.path) if cell.path else None,
+                "full": thumbnail_uri(cell.path, LARGE) if cell.path else None,
+                "scores": score_text(cell),
+                "caption": " · ".join(
+                    t for t in (name, row.prompt, row.which, cell.file, score_text(cell)) if t
+                ),
+            }
+            for name, cell in zip(names, row.cells, strict=True)
+        ]
+        rows.append({"row": row, "cells": cells})
+    return {"grid": grid, "rows": rows}
 
 
 def render(
@@ -135,8 +231,10 @@ def render(
     manifests: dict[str, dict[str, Any]],
     pngs: dict[str, bytes],
     chart_files: dict[str, str],
+    sheet_files: list[str] | None = None,
 ) -> tuple[str, str]:
-    """Markdown (charts as files beside it) and HTML (charts and thumbnails embedded)."""
+    """Markdown (charts and contact sheets as files beside it, `sheet_files`) and HTML (charts
+    and images embedded, one inline script)."""
     n_thumbs = config["report"]["thumbnails"]
     thumbs = {
         name: [
@@ -158,6 +256,12 @@ def render(
         for row in result["checkpoints"]
         if row.get("memorization")
     }
+    grid = grid_context(result, config, manifests)
+    sheets = list(sheet_files or [])
+    facts = grid["grid"]
+    script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
+    if "</" in script:  # it is pasted between <script> tags as it is
+        raise ValueError("report.js must not contain '</'")
     context = {
         "result": result,
         "config": config,
@@ -170,6 +274,22 @@ def render(
         "chart_files": {k: chart_files[k] for k in pngs if k in chart_files},
         "thumbs": thumbs,
         "pairs": pairs,
+        "grid": facts,
+        "grid_rows": grid["rows"],
+        "grid_text": grid_text(
+            len(facts.rows),
+            len(facts.shown),
+            len(facts.columns),
+            facts.limit,
+            facts.seed,
+            sorted({(r.get("pairing") or {}).get("by") for r in result["checkpoints"]} - {None}),
+            sheets,
+        ),
+        "unmatched_text": unmatched_text(len(facts.unmatched)),
+        "sheet_files": sheets,
+        "per_prompt": per_prompt_view(result),
+        "script": script,
+        "script_hash": script_hash(script),
         "methodology": methodology(config, result),
         "insights": insights(config, result),
         "tiers": result.get("significance", {}).get("tiers"),
@@ -177,7 +297,6 @@ def render(
         "secondary_metrics": shown(result["checkpoints"], "secondary"),
         "compared": compared(result["checkpoints"]),
         "banded": [q for q in quantities() if q.band],
-        "per_prompt_metrics": [q for q in quantities() if q.per_prompt],
         "significance_notes": significance_notes(result, bool(config.get("generate"))),
         "sweep": is_sweep(result["checkpoints"]),
         "min_images": MIN_IMAGES,
@@ -210,7 +329,10 @@ def render_files(
     out_md: str,
     out_html: str,
     plots_dir: str,
+    grids_dir: str | None = None,
 ) -> None:
+    """Both reports, the charts (`plots_dir`) and the grid's contact sheets (`grids_dir`, by
+    default `grids/` beside the reports)."""
     from ckpt_eval.inputs.manifest import read_manifest
     from ckpt_eval.jsonio import read_json
     from ckpt_eval.timing import phase
@@ -220,7 +342,10 @@ def render_files(
     with phase("charts"):
         pngs = charts(result)
         files = write_charts(pngs, plots_dir)
+    with phase("grids"):
+        grid = build_grid(result, manifests, config["report"]["grid_rows"], config["seed"])
+        sheets = write_contact_sheets(grid, grids_dir or Path(out_md).parent / "grids")
     with phase("render"):
-        markdown, html = render(result, config, manifests, pngs, files)
+        markdown, html = render(result, config, manifests, pngs, files, sheets)
     write_text(out_md, markdown)
     write_text(out_html, html)

@@ -216,8 +216,8 @@ RESULT_FILES = [
 def kept_files():
     """Every file besides the results that a finished run keeps (manifests, prompt pairs,
     the Inception network, features and model statuses, per-checkpoint metrics and
-    replicates, the charts)."""
-    files = [f"{OUT}/manifests/real.json", f"{OUT}/plots", *MODEL_STATUSES]
+    replicates, the charts, the grid's contact sheets)."""
+    files = [f"{OUT}/manifests/real.json", f"{OUT}/plots", GRIDS, *MODEL_STATUSES]
     files.append(f"{OUT}/features/inception/network.safetensors")
     for ckpt in CHECKPOINTS:
         files += [

@@ -52,6 +52,15 @@ rule report:
             subcategory="Charts",
             labels={"chart": "{name}"},
         ),
+        # the full prompt x checkpoint grid, grid-001.png, ...: a stable path (trackers export it)
+        grids=report(
+            directory(GRIDS),
+            patterns=["{name}.png"],
+            caption=f"{CAPTIONS}/grids.rst",
+            category="Evaluation",
+            subcategory="Grids",
+            labels={"sheet": "{name}"},
+        ),
     log:
         f"{LOGS}/report.log",
     conda:
