@@ -1,4 +1,4 @@
-"""Figure 7: the report of 20 checkpoints x 64 images: its size and its first paint in Chromium.
+"""Figure 8: the report of 20 checkpoints x 64 images: its size and its first paint in Chromium.
 
 Project: 20 checkpoints of 64 photo crops of 512 pixels each (`data.photo_crops`, each
 checkpoint's colours shifted a little so no two files are alike; 8 prompts x 8 images, paired by
@@ -112,7 +112,7 @@ def markdown(result: dict[str, Any], ctx: Context) -> str:
     load = statistics.median(result["load"])
     size_met = result["bytes"] < result["budget"]
     lines = [
-        "## 7. The report of 20 checkpoints x 64 images (targets: under 15 MB, first paint "
+        "## 8. The report of 20 checkpoints x 64 images (targets: under 15 MB, first paint "
         "under 2 s)",
         "",
         f"`python bench/run.py report_paint` - {CHECKPOINTS} checkpoints x {IMAGES} photo crops "
