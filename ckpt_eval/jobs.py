@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.timing import timing_line
+from ckpt_eval.timing import forget_phases, timing_line
 
 
 def run_job(snakemake: Any, body: Callable[[Any], None], exit_when_done: bool = False) -> None:
@@ -49,6 +49,7 @@ def run_job(snakemake: Any, body: Callable[[Any], None], exit_when_done: bool = 
             raise
         sys.exit(1)
     finally:
+        forget_phases()
         if handle:
             sys.stderr = terminal
             handle.close()

@@ -39,6 +39,12 @@ def phase(name: str) -> Iterator[None]:
         _phases[name] = _phases.get(name, 0.0) + time.perf_counter() - start
 
 
+def forget_phases() -> None:
+    """Start the next job's phases from nothing: a process that runs several jobs (the tests,
+    a watch loop calling `run_job` in-process) must not add one job's phases to the next's."""
+    _phases.clear()
+
+
 def process_start() -> float | None:
     """When this process was created, in seconds since the epoch (Linux, to the clock tick:
     10 ms), from its start time since boot in /proc; None elsewhere."""

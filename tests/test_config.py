@@ -43,6 +43,7 @@ def test_minimal_config_gets_every_default() -> None:
         "trigger_word": None,
         "training_run": None,
         "extensions": ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"],
+        "checkpoints": None,
     }
     assert config["fallback_prompt"] is None
     assert config["on_bad_image"] == "error"
@@ -66,6 +67,7 @@ def test_minimal_config_gets_every_default() -> None:
         "thumbnails": 12,
         "fid_bands": [10, 20, 50, 100],
         "clip_bands": [30, 27, 25, 20],
+        "grid_rows": 16,
     }
 
 

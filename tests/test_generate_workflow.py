@@ -230,7 +230,9 @@ def test_a_strength_sweep_ranks_and_compares_every_checkpoint_at_every_scale(swe
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert "| Step | LoRA scale | Images |" in markdown
     assert f"(step {rec['step']}, LoRA scale {rec['lora_scale']})" in markdown
-    assert "<th>LoRA scale</th>" in (out / "report.html").read_text(encoding="utf-8")
+    assert '<button type="button" class="sort">LoRA scale</button></th>' in (
+        out / "report.html"
+    ).read_text(encoding="utf-8")
 
 
 def test_adding_a_scale_adds_its_candidates_and_reruns_no_other(sweep: Path) -> None:

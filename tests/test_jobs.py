@@ -249,3 +249,30 @@ def test_a_successful_job_logs_where_its_time_went(tmp_path: Path) -> None:
     with pytest.raises(ZeroDivisionError):
         run_job(_smk(tmp_path), failing)
     assert timing.read_timing(log.read_text(encoding="utf-8")) is None
+
+
+def test_a_jobs_phases_do_not_carry_into_the_next_job_of_the_same_process(tmp_path: Path) -> None:
+    """Phases are per job: a second `run_job` in one process (the tests do this) logs only
+    its own, whether the first job succeeded or failed."""
+    log = _logs_dir(tmp_path)
+
+    def slow(smk) -> None:
+        with timing.phase("extract"):
+            pass
+        timing._phases["extract"] = 100.0  # as if the first job had extracted for 100 s
+
+    def failing(smk) -> None:
+        with timing.phase("weights"):
+            raise ZeroDivisionError("a bug")
+
+    def quick(smk) -> None:
+        with timing.phase("extract"):
+            pass
+
+    run_job(_smk(tmp_path), slow)
+    assert timing.read_timing(log.read_text(encoding="utf-8"))["phases"]["extract"] == 100.0
+    with pytest.raises(ZeroDivisionError):
+        run_job(_smk(tmp_path), failing)
+    run_job(_smk(tmp_path), quick)
+    phases = timing.read_timing(log.read_text(encoding="utf-8"))["phases"]
+    assert set(phases) == {"extract"} and phases["extract"] < 1.0
