@@ -20,7 +20,6 @@ row (unstreamed).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from common import Context, median, snakemake
-from data import bench_data
+from data import bench_data, write_config, write_prompt_rows
 
 NAME = "scale"
 PLAN_CHECKPOINTS, PLAN_IMAGES = 1000, 32
@@ -60,15 +59,8 @@ def plan_project(workdir: Path) -> Path:
         for i in range(PLAN_IMAGES):
             os.link(one, folder / f"img_{i:02d}.png")
             rows.append([f"{folder.name}/img_{i:02d}.png", f"prompt number {i}"])
-    with open(root / "prompts.csv", "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["file", "prompt"])
-        writer.writerows(rows)
-    (root / "config.yaml").write_text(
-        "run: plan\nreal_images: real\nsamples: {root: samples}\nprompts: prompts.csv\n"
-        "device: cpu\nclip: {model: no-such-model, required: false}\n",
-        encoding="utf-8",
-    )
+    write_prompt_rows(root, rows)
+    write_config(root, run="plan")
     stamp.write_text("built by bench/scale.py\n")
     return root
 

@@ -19,13 +19,13 @@ checked by tests/test_discover.py.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from common import Context, interleaved, median, snakemake
+from data import write_config, write_prompt_rows
 
 NAME = "tree"
 CHECKPOINTS, SUBFOLDERS = 100, 10
@@ -59,15 +59,8 @@ def tree_project(workdir: Path, files: int) -> Path:
             for i in range(per_folder):
                 os.link(one, folder / f"img_{i:04d}.png")
                 rows.append([f"{folder.parent.name}/{folder.name}/img_{i:04d}.png", f"p {s} {i}"])
-    with open(root / "prompts.csv", "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["file", "prompt"])
-        writer.writerows(rows)
-    (root / "config.yaml").write_text(
-        "run: tree\nreal_images: real\nsamples: {root: samples}\nprompts: prompts.csv\n"
-        "device: cpu\nclip: {model: no-such-model, required: false}\n",
-        encoding="utf-8",
-    )
+    write_prompt_rows(root, rows)
+    write_config(root, run="tree")
     stamp.write_text("built by bench/tree.py\n")
     return root
 
