@@ -68,6 +68,19 @@ def _link_tree(source: Path, target: Path) -> None:
         os.link(path, target / path.name)
 
 
+def linked_real(root: Path, colour: tuple[int, int, int], n: int = 10) -> Path:
+    """`root`/real: `n` hard links to one 64-px PNG of `colour` (the plan figures need files,
+    not distinct images); the PNG's path."""
+    from PIL import Image
+
+    (root / "real").mkdir(parents=True, exist_ok=True)
+    one = root / "one.png"
+    Image.new("RGB", (64, 64), colour).save(one)
+    for i in range(n):
+        os.link(one, root / "real" / f"real_{i}.png")
+    return one
+
+
 def write_prompt_rows(project: Path, rows: list[list[str]]) -> None:
     """`project`/prompts.csv of (file, prompt) rows."""
     with open(project / "prompts.csv", "w", encoding="utf-8", newline="") as handle:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from common import Context, median, snakemake
-from data import bench_data, write_config, write_prompt_rows
+from data import bench_data, linked_real, write_config, write_prompt_rows
 
 NAME = "scale"
 PLAN_CHECKPOINTS, PLAN_IMAGES = 1000, 32
@@ -41,17 +41,12 @@ JOB_KEPT = 100  # forces the real job on the bench's few hundred images to strea
 
 def plan_project(workdir: Path) -> Path:
     """1,000 x 32 images as hard links to one PNG (built once, reused)."""
-    from PIL import Image
 
     root = workdir / "project-plan"
     stamp = root / ".complete"
     if stamp.exists():
         return root
-    (root / "real").mkdir(parents=True, exist_ok=True)
-    one = root / "one.png"
-    Image.new("RGB", (64, 64), (120, 80, 40)).save(one)
-    for i in range(10):
-        os.link(one, root / "real" / f"real_{i}.png")
+    one = linked_real(root, (120, 80, 40))
     rows = []
     for c in range(PLAN_CHECKPOINTS):
         folder = root / "samples" / f"step-{(c + 1) * 10:06d}"

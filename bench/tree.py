@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common import Context, interleaved, median, snakemake
-from data import write_config, write_prompt_rows
+from data import linked_real, write_config, write_prompt_rows
 
 NAME = "tree"
 CHECKPOINTS, SUBFOLDERS = 100, 10
@@ -42,11 +42,7 @@ def tree_project(workdir: Path, files: int) -> Path:
     stamp = root / ".complete"
     if stamp.exists():
         return root
-    (root / "real").mkdir(parents=True, exist_ok=True)
-    one = root / "one.png"
-    Image.new("RGB", (64, 64), (40, 80, 120)).save(one)
-    for i in range(10):
-        os.link(one, root / "real" / f"real_{i}.png")
+    linked_real(root, (40, 80, 120))
     per_folder = files // (CHECKPOINTS * SUBFOLDERS)
     rows = []
     for c in range(CHECKPOINTS):
