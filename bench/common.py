@@ -136,3 +136,14 @@ class MachineLoad:
             f"Other processes used {100 * self.others:.0f}% of the machine's CPU time while "
             f"this figure ran (the machine was {shared}){load}."
         )
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of a figure as this run measured it: what docs/performance.md quotes
+    (`bench/quote.py`), so the docs say what RESULTS.md says and nothing else."""
+
+    what: str  # what is measured, e.g. "fresh run over its extraction, 5 x 200"
+    measured: str  # with its unit, e.g. "1.21 x"
+    limit: str  # e.g. "<= 1.5 x"
+    met: bool

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from breakdown import breakdown, job_records, median_breakdown, since, table
-from common import REPO, Context, interleaved, median, snakemake
+from common import REPO, Context, Target, interleaved, median, snakemake
 from data import bench_data, make_project
 
 from ckpt_eval.demo import CHECKPOINTS
@@ -110,6 +110,18 @@ def run(ctx: Context) -> dict[str, Any]:
                 "breakdown": median_breakdown(baseline_runs) if baseline_runs[0]["rules"] else None,
             }
     return out
+
+
+def targets(r: dict[str, Any]) -> list[Target]:
+    return [
+        Target(
+            f"fresh run over its own extraction, 5 x {s['n_per_checkpoint']} images",
+            f"{s['ratio']:.2f} x",
+            f"<= {s['target']} x",
+            s["ratio"] <= s["target"],
+        )
+        for s in r.values()
+    ]
 
 
 def markdown(r: dict[str, Any], ctx: Context) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from breakdown import breakdown, job_records, median_breakdown, since, table
-from common import Context, children_cpu, median, snakemake, timed
+from common import Context, Target, children_cpu, median, snakemake, timed
 from data import ADDED_CHECKPOINT, add_checkpoint, bench_data, make_project, remove_checkpoint
 
 from ckpt_eval.extract import inception
@@ -74,6 +74,24 @@ def run(ctx: Context) -> dict[str, Any]:
         "n_images": len(paths),
         "loadavg": loads,
     }
+
+
+def targets(r: dict[str, Any]) -> list[Target]:
+    add, own, noop, dry = (median(r[k]) for k in ("add", "own", "noop", "dry"))
+    return [
+        Target(
+            f"adding one checkpoint of {r['n_images']} images",
+            f"{add:.1f} s",
+            f"<= {FACTOR} x {own:.1f} s + {EXTRA:.0f} s = {r['budget']:.1f} s",
+            add <= r["budget"],
+        ),
+        Target(
+            "a rerun with nothing to do (`snakemake`, `snakemake -n`)",
+            f"{noop:.2f} s, {dry:.2f} s",
+            f"< {NOOP:.0f} s",
+            noop < NOOP and dry < NOOP,
+        ),
+    ]
 
 
 def markdown(r: dict[str, Any], ctx: Context) -> str:

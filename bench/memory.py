@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from common import REPO, SNAKEMAKE, Context
+from common import REPO, SNAKEMAKE, Context, Target
 
 NAME = "memory"
 N_REAL, N_SAMPLES, SIZE = 50_000, 32, 64
@@ -157,6 +157,18 @@ SCRIPTS = {
     "consolidate": "consolidate",
     "report": "report",
 }
+
+
+def targets(r: dict[str, Any]) -> list[Target]:
+    worst = max(max(p["pss_mib"], p["rss_mib"]) for p in r["peaks"].values())
+    return [
+        Target(
+            f"peak memory of the largest job, real set of {r['n_real']:,} images",
+            f"{worst:.0f} MiB",
+            f"< {LIMIT_MIB} MiB",
+            worst < LIMIT_MIB,
+        )
+    ]
 
 
 def markdown(r: dict[str, Any], ctx: Context) -> str:

@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from common import REPO, Context, children_cpu, interleaved, median, snakemake
+from common import REPO, Context, Target, children_cpu, interleaved, median, snakemake
 from scale import PLAN_CHECKPOINTS, PLAN_IMAGES, plan_project
 
 NAME = "plan"
@@ -45,6 +45,18 @@ def run(ctx: Context) -> dict[str, Any]:
         "loadavg": loads,
         "baseline": str(ctx.baseline),
     }
+
+
+def targets(r: dict[str, Any]) -> list[Target]:
+    plans = median(r["times"]["plan"])
+    return [
+        Target(
+            f"planning {PLAN_CHECKPOINTS:,} checkpoints x {PLAN_IMAGES} images (`snakemake -n`)",
+            f"{plans:.1f} s",
+            f"< {TARGET:.0f} s",
+            plans < TARGET,
+        )
+    ]
 
 
 def markdown(r: dict[str, Any], ctx: Context) -> str:

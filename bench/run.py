@@ -13,14 +13,18 @@ Figures (each a module here, each writing its own section of RESULTS.md):
 6. `scale`: planning 1,000 checkpoints x 32 images; streaming real-set statistics of 50,000
    images in bounded memory.
 7. `tree`: planning sample trees of 25,000, 50,000 and 100,000 files: linear in the files.
+`clip`: the CLIP job's path (decode, preprocess, image forward, each distinct prompt's text
+   forward) against the bare image forward of ViT-L/14, random weights loaded from a folder.
 `plan`: planning 1,000 checkpoints, against the 10 s target of issue 18.
 `memory`: the whole workflow on a real set of 50,000 images, every job's peak memory measured.
 `report_paint`: the size of the report of 20 checkpoints x 64 images and its first paint in
 Debian's chromium.
 
 The bench builds its own data set (bench/data.py) in `--workdir`. Sections of figures not run
-this time are kept from the existing RESULTS.md; the header (machine, versions, load) is
-rewritten. `--quick` uses fewer images and repeats: a smoke test, not the recorded figures.
+this time are kept from the existing RESULTS.md; each section records when, at which commit
+and on which machine it was measured. The figures with targets end their section with a
+machine-readable line of them, which docs/performance.md quotes (`bench/quote.py`).
+`--quick` uses fewer images and repeats: a smoke test, not the recorded figures.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import datetime
 import os
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 from importlib.metadata import version
@@ -39,23 +44,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import clip  # noqa: E402
 import extraction  # noqa: E402
 import frechet  # noqa: E402
 import fresh  # noqa: E402
 import incremental  # noqa: E402
 import memory  # noqa: E402
 import plan  # noqa: E402
+import quote  # noqa: E402
 import report_paint  # noqa: E402
 import scale  # noqa: E402
 import tree  # noqa: E402
 import versus_cleanfid  # noqa: E402
 from common import Context, MachineLoad  # noqa: E402
 
+from ckpt_eval.allocator import keep_freed_memory  # noqa: E402
+
 FIGURES = {
     "extraction": extraction,
     "versus_cleanfid": versus_cleanfid,
     "fresh": fresh,
     "incremental": incremental,
+    "clip": clip,
     "frechet": frechet,
     "scale": scale,
     "tree": tree,
@@ -68,6 +78,8 @@ PACKAGES = ("numpy", "scipy", "torch", "Pillow", "clean-fid", "snakemake", "tran
 # as it is (after the figures) every time RESULTS.md is rewritten.
 NOTES = "tried"
 SECTION = re.compile(r"<!-- figure: (\w+) -->\n(.*?)<!-- end: \1 -->\n", re.S)
+# The docs page that quotes the targets (`bench/quote.py`), rewritten with RESULTS.md.
+PERFORMANCE_PAGE = HERE.parent / "docs" / "performance.md"
 
 
 def cpu_name() -> str:
@@ -80,26 +92,57 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def header(argv: list[str]) -> str:
+def machine() -> str:
     import torch
 
+    return (
+        f"{cpu_name()}, {os.cpu_count()} CPUs ({platform.machine()}, "
+        f"{torch.backends.cpu.get_cpu_capability()}), {platform.platform()}; no GPU used"
+    )
+
+
+def commit() -> str:
+    """The checkout's commit, `+changes` when files other than the bench's outputs differ."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(HERE.parent), *args], capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    outputs = {"bench/RESULTS.md", "docs/performance.md"}
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
+    return head + ("+changes" if set(changed) - outputs else "")
+
+
+def header(argv: list[str]) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"- Machine: {cpu_name()}, {os.cpu_count()} CPUs ({platform.machine()}, "
-        f"{torch.backends.cpu.get_cpu_capability()}), {platform.platform()}; no GPU used",
+        f"- Machine of the last run: {machine()}",
         f"- Python {platform.python_version()}; "
         + ", ".join(f"{p} {version(p)}" for p in PACKAGES),
         f"- Last run {datetime.date.today().isoformat()}: "
         f"`python bench/run.py {' '.join(argv)}`".rstrip()
         + " (every figure: `python "
         "bench/run.py`; one figure: `python bench/run.py <name>`; smoke test: `--quick`)",
-        "- Each section says how much CPU other processes took while it ran: this machine was "
-        "shared with another engineer's test runs, so absolute times are noisy; the ratios are "
-        "measured side by side (runs interleaved), medians throughout.",
+        "- Sections not run that time are kept from earlier runs: each says when, at which "
+        "commit and on which machine it was measured, and how much CPU other processes took "
+        "meanwhile (absolute times on a shared machine are noisy; ratios are measured side by "
+        "side, runs interleaved, medians throughout).",
         "",
     ]
     return "\n".join(lines)
+
+
+def provenance(argv: list[str], load: MachineLoad) -> tuple[str, dict[str, object]]:
+    """The line each section ends with, and the same facts for the targets' quote."""
+    today, at = datetime.date.today().isoformat(), commit()
+    line = (
+        f"Measured {today} at commit {at} (`python bench/run.py {' '.join(argv)}`".rstrip()
+        + f") on {machine()}. {load.note()}"
+    )
+    return line, {"date": today, "commit": at, "others_cpu": load.others}
 
 
 def merge(existing: str, sections: dict[str, str]) -> str:
@@ -139,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     repeats = args.repeats or (2 if args.quick else 5)
     ctx = Context(quick=args.quick, repeats=repeats, workdir=args.workdir, baseline=args.baseline)
+    # The torch jobs keep the memory they free (ckpt_eval.allocator): so does every extraction
+    # measured here in process, or the reference would be slower than the jobs' own path.
+    keep_freed_memory()
     args.workdir.mkdir(parents=True, exist_ok=True)
     existing = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
     sections: dict[str, str] = {}
@@ -147,9 +193,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"--- {name}", flush=True)
         with MachineLoad() as load:
             result = module.run(ctx)
-        sections[name] = module.markdown(result, ctx) + "\n" + load.note() + "\n"
+        line, facts = provenance(argv, load)
+        sections[name] = module.markdown(result, ctx) + "\n" + line + "\n"
+        if hasattr(module, "targets"):
+            sections[name] += quote.note(module.targets(result), facts)
         print(sections[name], flush=True)
-        args.out.write_text(header(argv) + "\n" + merge(existing, sections), encoding="utf-8")
+        text = header(argv) + "\n" + merge(existing, sections)
+        args.out.write_text(text, encoding="utf-8")
+        if args.out == HERE / "RESULTS.md":
+            quote.update(PERFORMANCE_PAGE, text)
 
 
 if __name__ == "__main__":

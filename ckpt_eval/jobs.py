@@ -9,17 +9,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ckpt_eval.allocator import keep_freed_memory
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.timing import forget_phases, timing_line
 
 
-def run_job(snakemake: Any, body: Callable[[Any], None], exit_when_done: bool = False) -> None:
+def run_job(snakemake: Any, body: Callable[[Any], None], torch_job: bool = False) -> None:
     """Run `body(snakemake)` with stderr (progress bars included) going to the rule's log.
 
     A CkptEvalError is the user's to fix: its message goes to the log and the terminal, once,
     without a traceback (set CKPT_EVAL_DEBUG=1 to see it). Anything else is a bug: traceback.
-    `exit_when_done` (the jobs that load torch): a successful job's process ends right away,
-    see `end_process`. A successful job's log ends with its timing line (`ckpt_eval.timing`).
+    `torch_job` (the jobs that load torch): freed memory is kept for the next batch
+    (`ckpt_eval.allocator`), and a successful job's process ends right away, see
+    `end_process`. A successful job's log ends with its timing line (`ckpt_eval.timing`).
     """
     body_start = time.time()
     log_path = snakemake.log[0] if snakemake.log else None
@@ -36,6 +38,8 @@ def run_job(snakemake: Any, body: Callable[[Any], None], exit_when_done: bool = 
     )
     if isinstance(threads, int) and threads > 0:
         limit_torch_threads(threads)
+    if torch_job:
+        keep_freed_memory()
     try:
         body(snakemake)
         if handle:
@@ -53,7 +57,7 @@ def run_job(snakemake: Any, body: Callable[[Any], None], exit_when_done: bool = 
         if handle:
             sys.stderr = terminal
             handle.close()
-    if exit_when_done:
+    if torch_job:
         end_process()
 
 

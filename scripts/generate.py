@@ -11,4 +11,4 @@ def main(smk) -> None:
     generate_job(smk.params.checkpoint, lora, smk.params.settings, smk.output[0], smk.params.device)
 
 
-run_job(snakemake, main, exit_when_done=True)  # noqa: F821
+run_job(snakemake, main, torch_job=True)  # noqa: F821

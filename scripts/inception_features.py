@@ -19,4 +19,4 @@ def main(smk) -> None:
     )
 
 
-run_job(snakemake, main, exit_when_done=True)  # noqa: F821
+run_job(snakemake, main, torch_job=True)  # noqa: F821

@@ -10,4 +10,4 @@ def main(smk) -> None:
     inception_network(smk.params.weights, smk.output[0])
 
 
-run_job(snakemake, main, exit_when_done=True)  # noqa: F821
+run_job(snakemake, main, torch_job=True)  # noqa: F821

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import breakdown  # noqa: E402
 import common  # noqa: E402
+import quote  # noqa: E402
 import run  # noqa: E402
 import tree  # noqa: E402
 
@@ -132,3 +133,58 @@ def test_tree_linearity_is_the_cost_of_added_files_not_of_the_fixed_start() -> N
     assert tree._added({25_000: [10.5], 50_000: [13.0]}, 25_000, 50_000) == pytest.approx(0.1)
     quadratic = tree.markdown(result(lambda n: 8.0 + (n / 10_000) ** 2), None)
     assert "**2.00 x**" in quadratic and "Target met: NO" in quadratic
+
+
+RESULTS = Path(run.HERE) / "RESULTS.md"
+
+
+def test_the_performance_page_quotes_exactly_what_results_holds() -> None:
+    """docs/performance.md's table of targets is the one bench/RESULTS.md gives now: a figure
+    rerun without the page rewritten (or a hand edit of either) fails here."""
+    page = run.PERFORMANCE_PAGE.read_text(encoding="utf-8")
+    held = quote.quoted(page)
+    assert held is not None, f"{run.PERFORMANCE_PAGE} lost its markers {quote.BEGIN!r}"
+    assert held == quote.render(RESULTS.read_text(encoding="utf-8")), (
+        "docs/performance.md quotes other figures than bench/RESULTS.md holds: rerun the bench "
+        'or `python -c \'import sys; sys.path.insert(0, "bench"); import quote, run; '
+        'quote.update(run.PERFORMANCE_PAGE, open("bench/RESULTS.md").read())\'`'
+    )
+    # issue 18's targets are all there
+    for figure in ("fresh", "incremental", "clip", "plan", "memory"):
+        assert f"[`{figure}`](../bench/RESULTS.md#" in held, figure
+
+
+def _section(name: str, *targets: common.Target, others: float | None = 0.0) -> str:
+    facts = {"date": "2026-12-01", "commit": "abc1234", "others_cpu": others}
+    body = f"## {name.title()} (target: x)\n\nsome text\n" + quote.note(list(targets), facts)
+    return f"<!-- figure: {name} -->\n{body}<!-- end: {name} -->\n\n"
+
+
+def test_the_quote_lists_each_target_with_its_figure_and_load(tmp_path: Path) -> None:
+    met = common.Target("adding one", "12.0 s", "<= 15.0 s", True)
+    missed = common.Target("planning", "10.9 s", "< 10 s", False)
+    no_targets = "<!-- figure: nothing -->\n## No targets\n<!-- end: nothing -->\n"
+    results = _section("incremental", met) + no_targets + _section("plan", missed, others=0.51)
+    table = quote.render(results).splitlines()
+    assert table[2] == (
+        "| adding one | 12.0 s | <= 15.0 s | yes | [`incremental`](../bench/RESULTS.md"
+        "#incremental-target-x), 2026-12-01 at abc1234, 0% of the CPU used by other processes |"
+    )
+    assert table[3].startswith("| planning | 10.9 s | < 10 s | **no** | [`plan`]")
+    assert table[3].endswith("51% of the CPU used by other processes |")
+    assert len(table) == 4  # a figure without targets adds no row
+    page = tmp_path / "performance.md"
+    page.write_text(f"# P\n\nbefore\n{quote.BEGIN}\nold table\n{quote.END}\nafter\n")
+    assert quote.update(page, results)
+    text = page.read_text()
+    assert quote.quoted(text) == quote.render(results)
+    assert text.startswith("# P\n\nbefore\n") and text.endswith(f"{quote.END}\nafter\n")
+    assert "old table" not in text
+    unmarked = tmp_path / "other.md"
+    unmarked.write_text("no markers\n")
+    assert not quote.update(unmarked, results) and unmarked.read_text() == "no markers\n"
+
+
+def test_a_target_that_would_close_the_comment_is_refused() -> None:
+    with pytest.raises(ValueError, match="HTML comment"):
+        quote.note([common.Target("a --> b", "1 s", "< 2 s", True)], {})

@@ -128,6 +128,41 @@ def test_embeddings_match_a_direct_model_call(loaded, image_paths: list[Path]) -
             np.testing.assert_allclose(ours_txt[i], direct, rtol=1e-4, atol=1e-5)
 
 
+def test_distinct_prompts_keep_first_appearance_order() -> None:
+    distinct, index = clip_embed.distinct_prompts(["b", "a", "b", "c", "a", "b"])
+    assert distinct == ["b", "a", "c"]
+    assert index.tolist() == [0, 1, 0, 2, 1, 0]
+    assert [distinct[i] for i in index] == ["b", "a", "b", "c", "a", "b"]
+    empty, none = clip_embed.distinct_prompts([])
+    assert empty == [] and none.tolist() == []
+
+
+def test_the_job_encodes_each_prompt_once(
+    loaded, image_paths: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint's images repeat their prompts (one per seed): the text tower sees each
+    prompt once, and every image still gets its own prompt's embedding, as if each were
+    encoded alone."""
+    net, processor, _ = loaded
+    prompts = [PROMPTS[0], LONG_PROMPT, PROMPTS[0], PROMPTS[2], LONG_PROMPT, PROMPTS[0]]
+    seen: list[int] = []
+    forward = net.get_text_features
+
+    def counted(**inputs):
+        seen.append(int(inputs["input_ids"].shape[0]))
+        return forward(**inputs)
+
+    monkeypatch.setattr(net, "get_text_features", counted)
+    arrays, meta = clip_embed.extract("clip", (net, processor), image_paths, prompts, CPU, 64)
+    assert sum(seen) == 3  # three distinct prompts, six images
+    monkeypatch.setattr(net, "get_text_features", forward)
+    assert arrays["text"].shape == (6, PROJECTION_DIM) and arrays["text"].dtype == np.float32
+    for row, prompt in enumerate(prompts):
+        alone = clip_embed.embed_texts([prompt], net, processor, CPU, 1)[0]
+        np.testing.assert_allclose(arrays["text"][row], alone, rtol=1e-4, atol=1e-5)
+    assert [t["prompt"] for t in meta["truncated"]] == [LONG_PROMPT]
+
+
 def test_token_counts_flag_long_prompt(loaded) -> None:
     _, processor, _ = loaded
     short = "a photo of a cat"

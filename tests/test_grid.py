@@ -210,10 +210,13 @@ def test_contact_sheets_hold_every_row(run, tmp_path: Path, monkeypatch) -> None
     expected.thumbnail((SHEET_CELL, SHEET_CELL))
     pasted = first.crop((SHEET_LABEL, 44, SHEET_LABEL + expected.width, 44 + expected.height))
     assert np.array_equal(np.asarray(pasted), np.asarray(expected))
-    # reproducible bytes
+    # reproducible bytes, drawn one sheet at a time or several at once
+    monkeypatch.setattr(grid_module, "SHEET_THREADS", 1)
     again = tmp_path / "again"
-    write_contact_sheets(grid, again)
-    assert (again / "grid-001.png").read_bytes() == (tmp_path / written[0]).read_bytes()
+    assert write_contact_sheets(grid, again) == ["again/grid-001.png", "again/grid-002.png"]
+    for name in ("grid-001.png", "grid-002.png"):
+        assert (again / name).read_bytes() == (tmp_path / "grids" / name).read_bytes()
+    assert (again / "grid-001.png").read_bytes() != (again / "grid-002.png").read_bytes()
     assert SHEET_ROWS == 8  # the module's own value is what the workflow writes
 
 

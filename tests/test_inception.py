@@ -291,7 +291,7 @@ def test_planning_and_metrics_modules_do_not_import_torch() -> None:
 def test_decode_workers_use_only_the_cpus_the_forward_leaves(
     monkeypatch: pytest.MonkeyPatch, cpus: int, threads: int, device: str, expected: int
 ) -> None:
-    monkeypatch.setattr(inception.os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    monkeypatch.setattr(inception.cpus.os, "sched_getaffinity", lambda pid: set(range(cpus)))
     monkeypatch.setattr(inception.torch, "get_num_threads", lambda: threads)
     assert inception.decode_workers(2, torch.device(device)) == expected
 

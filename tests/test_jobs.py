@@ -198,7 +198,7 @@ def body(smk):
     if sys.argv[2] == "fail":
         raise RuntimeError("a bug")
 
-run_job(SimpleNamespace(log=[sys.argv[1]], rule="r"), body, exit_when_done=True)
+run_job(SimpleNamespace(log=[sys.argv[1]], rule="r"), body, torch_job=True)
 print("never printed")
 """
 

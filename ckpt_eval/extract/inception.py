@@ -14,7 +14,6 @@ dropped, with its measurements, is in the bench.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from cleanfid.resize import make_resizer
 from tqdm import tqdm
 
+from ckpt_eval import cpus
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract.inception_eager import fast_copy, input_format
 from ckpt_eval.features.inception_id import (
@@ -128,11 +128,7 @@ def decode_workers(requested: int, device: torch.device) -> int:
     """
     if device.type != "cpu":
         return requested
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cpus = os.cpu_count() or 1
-    return max(0, min(requested, cpus - torch.get_num_threads()))
+    return max(0, min(requested, cpus.available() - torch.get_num_threads()))
 
 
 def forward_batches(

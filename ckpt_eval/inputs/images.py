@@ -125,10 +125,10 @@ def probe(path: str | Path) -> dict[str, object]:
         )
     try:
         with _open_checked(path) as img:
+            img.load()  # decoded once: image_notes' EXIF of a PNG is read after its pixels
             width, height = img.size
             mode = img.mode
             notes = image_notes(img)
     except UNREADABLE as exc:
         raise unreadable(path, exc) from exc
-    load_rgb(path)
     return {"width": width, "height": height, "mode": mode, "note": "; ".join(notes) or None}
