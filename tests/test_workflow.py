@@ -160,6 +160,29 @@ def test_changing_or_adding_a_checkpoint_reruns_only_that_checkpoint(
     assert plan["pair_prompts"] == ["step-400"]
 
 
+def test_an_image_put_back_from_a_backup_is_seen_though_older_than_the_results(
+    tmp_path: Path, finished: Path
+) -> None:
+    """Image files are not Snakemake inputs but a parameter of their set's organize job (their
+    paths, sizes and modification times, ckpt_eval/inputs/fingerprint.py): a real image
+    replaced by another with an old modification time, which comparing modification times
+    would not see, reruns the real set's organize and Inception jobs and every checkpoint's
+    metrics, and no checkpoint's extraction."""
+    import os
+
+    root = tmp_path / "copy"
+    shutil.copytree(finished, root, symlinks=True)
+    image = sorted((root / "real").iterdir())[0]
+    with Image.open(image) as original:
+        shape = original.size
+    Image.new("RGB", shape, (255, 90, 30)).save(image)
+    os.utime(image, (1_000_000_000, 1_000_000_000))  # 2001: older than every result
+    plan = planned_jobs(root)
+    assert "organize_real" in plan and "inception_real" in plan
+    assert "inception_checkpoint" not in plan and "organize_checkpoint" not in plan
+    assert set(plan["metrics_checkpoint"]) == {p.name for p in (root / "samples").iterdir()}
+
+
 def test_a_wrong_config_key_stops_before_any_work(tmp_path: Path) -> None:
     config = make_project(tmp_path, {"step-1": 3})
     data = yaml.safe_load(config.read_text())

@@ -13,6 +13,7 @@ from ckpt_eval.inputs.discover import (
     check_separate_folders,
     list_images,
 )
+from ckpt_eval.inputs.fingerprint import files_fingerprint
 from ckpt_eval.analysis.checkpoint import analysis_settings
 from ckpt_eval.features.extractors import feature_paths, model_extractors
 from ckpt_eval.generate.plan import generation_plan
@@ -105,16 +106,22 @@ wildcard_constraints:
 
 
 def checkpoint_images(wildcards):
-    """The checkpoint's own image files: editing one reruns that checkpoint only."""
+    """The checkpoint's own image files (a parameter of its organize job)."""
     return [str(p) for p in CHECKPOINTS[wildcards.ckpt]]
 
 
+def checkpoint_files(wildcards):
+    """Its images' paths, sizes and modification times as one digest: editing, adding or
+    removing an image reruns that checkpoint only (ckpt_eval/inputs/fingerprint.py: a parameter,
+    not 32 inputs per checkpoint for Snakemake to check). Generated images do not exist yet
+    when the run is planned: the generate job's record stands for them."""
+    return None if GENERATE else files_fingerprint(CHECKPOINTS[wildcards.ckpt])
+
+
 def checkpoint_inputs(wildcards):
-    """What the checkpoint's organize job waits for: its image files, or for generated ones
-    the generate job's record of them (not Snakemake outputs: see generate.smk)."""
-    if GENERATE:
-        return [str(GENERATE.record(wildcards.ckpt))]
-    return checkpoint_images(wildcards)
+    """What the checkpoint's organize job waits for: for generated images the generate job's
+    record of them (not Snakemake outputs: see generate.smk)."""
+    return [str(GENERATE.record(wildcards.ckpt))] if GENERATE else []
 
 
 def checkpoint_lora(wildcards):

@@ -1,6 +1,6 @@
+# A set's image files are parameters, not inputs: `files` (their paths, sizes and modification
+# times as one digest, ckpt_eval/inputs/fingerprint.py) reruns the job when one changes.
 rule organize_real:
-    input:
-        REAL_IMAGES,
     output:
         f"{OUT}/manifests/real.json",
     log:
@@ -9,6 +9,7 @@ rule organize_real:
         ENV
     params:
         images=REAL_IMAGES,
+        files=files_fingerprint(REAL_IMAGES),
         name="real",
         root=lambda wildcards: config["real_images"],
         on_bad_image=config["on_bad_image"],
@@ -27,6 +28,7 @@ rule organize_checkpoint:
         ENV
     params:
         images=checkpoint_images,
+        files=checkpoint_files,
         name="{ckpt}",
         root=SAMPLES_ROOT,
         on_bad_image=config["on_bad_image"],
