@@ -101,18 +101,24 @@ def machine() -> str:
     )
 
 
+BENCH_OUTPUTS = {"bench/RESULTS.md", "docs/performance.md"}
+
+
 def commit() -> str:
     """The checkout's commit, `+changes` when files other than the bench's outputs differ."""
 
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(HERE.parent), *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
+        ).stdout
 
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    outputs = {"bench/RESULTS.md", "docs/performance.md"}
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    return head + ("+changes" if set(changed) - outputs else "")
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    return head + ("+changes" if changed_files(git("status", "--porcelain")) else "")
+
+
+def changed_files(porcelain: str) -> set[str]:
+    """The paths `git status --porcelain` lists (`XY path`), the bench's own outputs left out."""
+    return {line[3:] for line in porcelain.splitlines() if line.strip()} - BENCH_OUTPUTS
 
 
 def header(argv: list[str]) -> str:

@@ -188,3 +188,13 @@ def test_the_quote_lists_each_target_with_its_figure_and_load(tmp_path: Path) ->
 def test_a_target_that_would_close_the_comment_is_refused() -> None:
     with pytest.raises(ValueError, match="HTML comment"):
         quote.note([common.Target("a --> b", "1 s", "< 2 s", True)], {})
+
+
+def test_the_recorded_commit_ignores_only_the_bench_s_own_outputs() -> None:
+    """`git status --porcelain` lines start with a space when only the work tree changed."""
+    assert run.changed_files(" M bench/RESULTS.md\n M docs/performance.md\n") == set()
+    assert run.changed_files(" M bench/RESULTS.md\nM  ckpt_eval/jobs.py\n?? new.py\n") == {
+        "ckpt_eval/jobs.py",
+        "new.py",
+    }
+    assert run.changed_files("") == set()
