@@ -132,10 +132,12 @@ def header(argv: list[str]) -> str:
         f"`python bench/run.py {' '.join(argv)}`".rstrip()
         + " (every figure: `python "
         "bench/run.py`; one figure: `python bench/run.py <name>`; smoke test: `--quick`)",
-        "- Sections not run that time are kept from earlier runs: each says when, at which "
-        "commit and on which machine it was measured, and how much CPU other processes took "
-        "meanwhile (absolute times on a shared machine are noisy; ratios are measured side by "
-        "side, runs interleaved, medians throughout).",
+        "- Sections not run that time are kept from earlier runs. A section ending with a "
+        "`Measured <date> at commit <commit>` line says when, at which commit and on which "
+        "machine it was measured; one without it comes from a run before that line existed "
+        "(see 'What was tried'). Each says how much CPU other processes took meanwhile "
+        "(absolute times on a shared machine are noisy; ratios are measured side by side, "
+        "runs interleaved, medians throughout).",
         "",
     ]
     return "\n".join(lines)
