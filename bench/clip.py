@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import REPO, Context, Target, interleaved, median
+from common import REPO, Context, Target, interleaved, median, yes_no
 from data import RUN_CHECKPOINTS, bench_data
 from PIL import Image
 
@@ -156,7 +156,7 @@ def targets(r: dict[str, Any]) -> list[Target]:
 
 
 def markdown(r: dict[str, Any], ctx: Context) -> str:
-    met = "yes" if r["ratio"] >= TARGET else "NO"
+    met = yes_no(targets(r)[0])
     lines = [
         f"## CLIP's image path (target: the job's path >= {TARGET} x the bare image forward)",
         "",

@@ -147,3 +147,8 @@ class Target:
     measured: str  # with its unit, e.g. "1.21 x"
     limit: str  # e.g. "<= 1.5 x"
     met: bool
+
+
+def yes_no(target: Target) -> str:
+    """How a section's text says whether the target was met: the same fact the quote shows."""
+    return "yes" if target.met else "NO"

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from breakdown import breakdown, job_records, median_breakdown, since, table
-from common import REPO, Context, Target, interleaved, median, snakemake
+from common import REPO, Context, Target, interleaved, median, snakemake, yes_no
 from data import bench_data, make_project
 
 from ckpt_eval.demo import CHECKPOINTS
@@ -138,9 +138,9 @@ def markdown(r: dict[str, Any], ctx: Context) -> str:
         "| load average (1 min) before, after |",
         "|---|---:|---:|---:|---:|---:|---|---|",
     ]
-    for label, s in r.items():
+    for (label, s), target in zip(r.items(), targets(r), strict=True):
         e, w = s["times"]["extraction"], s["times"]["run"]
-        met = "yes" if s["ratio"] <= s["target"] else "NO"
+        met = yes_no(target)
         lines.append(
             f"| {label}: real {s['n_real']}, 5 x {s['n_per_checkpoint']} | {s['n_images']} "
             f"| {median(e):.1f} ({min(e):.1f}-{max(e):.1f}) "

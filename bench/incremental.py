@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from breakdown import breakdown, job_records, median_breakdown, since, table
-from common import Context, Target, children_cpu, median, snakemake, timed
+from common import Context, Target, children_cpu, median, snakemake, timed, yes_no
 from data import ADDED_CHECKPOINT, add_checkpoint, bench_data, make_project, remove_checkpoint
 
 from ckpt_eval.extract import inception
@@ -96,8 +96,7 @@ def targets(r: dict[str, Any]) -> list[Target]:
 
 def markdown(r: dict[str, Any], ctx: Context) -> str:
     add, own, noop, dry = r["add"], r["own"], r["noop"], r["dry"]
-    met_add = "yes" if median(add) <= r["budget"] else "NO"
-    met_noop = "yes" if median(noop) < NOOP and median(dry) < NOOP else "NO"
+    met_add, met_noop = (yes_no(t) for t in targets(r))
     overhead = median(add) - median(own)
     lines = [
         f"## 3. Adding one checkpoint (target: <= {FACTOR} x its own extraction + {EXTRA:.0f} s)",

@@ -33,7 +33,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -77,7 +76,7 @@ PACKAGES = ("numpy", "scipy", "torch", "Pillow", "clean-fid", "snakemake", "tran
 # Written by hand, not measured by a run: what each optimisation predicted, gave, and why. Kept
 # as it is (after the figures) every time RESULTS.md is rewritten.
 NOTES = "tried"
-SECTION = re.compile(r"<!-- figure: (\w+) -->\n(.*?)<!-- end: \1 -->\n", re.S)
+SECTION = quote.SECTION  # one figure's section of RESULTS.md
 # The docs page that quotes the targets (`bench/quote.py`), rewritten with RESULTS.md.
 PERFORMANCE_PAGE = HERE.parent / "docs" / "performance.md"
 

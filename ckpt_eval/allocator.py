@@ -4,7 +4,7 @@ glibc serves each allocation above its mmap threshold (at most 32 MiB) with a fr
 unmaps it when freed. An Inception batch of 32 allocates activations of up to 91 MB each, so
 every batch took its memory back from the kernel zeroed: about 8,000 page faults per image,
 15% of the job's CPU time in the kernel, and the forward ran at 21 images/s instead of 27 on
-this project's 2-CPU machine (bench figure 1, `extraction`). With mmap off for this process
+this project's 2-CPU machine (bench/RESULTS.md, 'What was tried'). With mmap off for this process
 and a high trim threshold, a freed buffer is reused by the next batch. The numbers are the
 same bits (only where the memory comes from changes, `tests/test_allocator.py`); the peak
 resident memory grows by about the largest batch's activations (the bench's `memory` figure
