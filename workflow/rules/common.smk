@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 from ckpt_eval.caches import remove_damaged, unwritable
 from ckpt_eval.config import validate_config
 from ckpt_eval.run_record import check_run_data, record_run_data, run_data
+from ckpt_eval.scheduler_exit import cancel_reevaluation_timers
 from ckpt_eval.inputs.discover import (
     check_distinct_names,
     check_separate_folders,
@@ -206,6 +207,16 @@ onstart:
             workflow.executor_settings.status_command,
             workflow.executor_settings.init_seconds_before_status_checks,
         )
+
+
+# The process ends with its run, not when Snakemake's last job-rate timer fires up to a second
+# later (ckpt_eval/scheduler_exit.py).
+onsuccess:
+    cancel_reevaluation_timers()
+
+
+onerror:
+    cancel_reevaluation_timers()
 
 
 # Caches that heal (ckpt_eval/caches.py): every file a finished run keeps is a target of `rule
