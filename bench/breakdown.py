@@ -27,6 +27,7 @@ COLUMNS = (
     "bootstrap",
     "charts",
     "render",
+    "grids",
     "write",
     "other work",
 )
@@ -42,6 +43,8 @@ COLUMN_NOTES = {
     "bootstrap": "the bootstrap intervals",
     "charts": "the report's charts drawn",
     "render": "the report's Markdown and HTML, thumbnails included",
+    "grids": "the grid's contact sheets still being drawn once the page is made (they are drawn "
+    "beside the charts and the page)",
     "write": "feature files written",
     "other work": "the rest of the job's work (reading inputs, writing its outputs)",
 }

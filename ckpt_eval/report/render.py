@@ -14,6 +14,7 @@ import base64
 import hashlib
 import io
 import re
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,13 @@ from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
 from ckpt_eval.inputs.images import load_rgb
 from ckpt_eval.metrics.registry import Quantity, quantities
 from ckpt_eval.report.charts import metric_chart
-from ckpt_eval.report.grid import build_grid, ordered_columns, score_text, write_contact_sheets
+from ckpt_eval.report.grid import (
+    build_grid,
+    ordered_columns,
+    score_text,
+    sheet_files,
+    write_contact_sheets,
+)
 from ckpt_eval.report.prose import (
     grid_text,
     insights,
@@ -339,13 +346,20 @@ def render_files(
 
     result = read_json(result_path)
     manifests = {m["name"]: m for m in (read_manifest(p) for p in manifest_paths)}
-    with phase("charts"):
-        pngs = charts(result)
-        files = write_charts(pngs, plots_dir)
-    with phase("grids"):
-        grid = build_grid(result, manifests, config["report"]["grid_rows"], config["seed"])
-        sheets = write_contact_sheets(grid, grids_dir or Path(out_md).parent / "grids")
-    with phase("render"):
-        markdown, html = render(result, config, manifests, pngs, files, sheets)
+    grid = build_grid(result, manifests, config["report"]["grid_rows"], config["seed"])
+    folder = grids_dir or Path(out_md).parent / "grids"
+    # The sheets are drawn beside the charts and the page: those hold the GIL, the sheets'
+    # decoding and compressing do not, and on two CPUs the sheets' time was most of the job's.
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        drawn = beside.submit(write_contact_sheets, grid, folder)
+        with phase("charts"):
+            pngs = charts(result)
+            files = write_charts(pngs, plots_dir)
+        with phase("render"):
+            markdown, html = render(
+                result, config, manifests, pngs, files, sheet_files(grid, folder)
+            )
+        with phase("grids"):  # what is left of the sheets once the page is made
+            drawn.result()
     write_text(out_md, markdown)
     write_text(out_html, html)
