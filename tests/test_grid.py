@@ -17,6 +17,7 @@ from PIL import Image
 
 import ckpt_eval.report.grid as grid_module
 from ckpt_eval.analysis.pairing import pairing_keys
+from ckpt_eval.inputs.images import sha256_file
 from ckpt_eval.metrics.registry import Quantity, quantities, quantity
 from ckpt_eval.report.grid import (
     SHEET_CELL,
@@ -27,6 +28,7 @@ from ckpt_eval.report.grid import (
     split_key,
     write_contact_sheets,
 )
+from ckpt_eval.report.previews import Previews
 
 BASE = "base-step-000000"
 SCRIPT = "<script>alert(1)</script>"
@@ -64,7 +66,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         files = [f"{name}/{p.name}" for p in paths]
         manifests[name] = {
             "name": name,
-            "images": [{"file": f, "path": str(p)} for f, p in zip(files, paths, strict=True)],
+            "images": [
+                {"file": f, "path": str(p), "sha256": sha256_file(p)}
+                for f, p in zip(files, paths, strict=True)
+            ],
         }
         step = 0 if name == BASE else int(name.split("-")[1])
         rows.append(
@@ -217,6 +222,14 @@ def test_contact_sheets_hold_every_row(run, tmp_path: Path, monkeypatch) -> None
     for name in ("grid-001.png", "grid-002.png"):
         assert (again / name).read_bytes() == (tmp_path / "grids" / name).read_bytes()
     assert (again / "grid-001.png").read_bytes() != (again / "grid-002.png").read_bytes()
+    # the same bytes from previews made now and from previews kept by an earlier report
+    for made_or_kept in ("made", "kept"):
+        folder = tmp_path / made_or_kept
+        previews = Previews(tmp_path / "previews", run["manifests"].values())
+        write_contact_sheets(grid, folder, previews)
+        for name in ("grid-001.png", "grid-002.png"):
+            assert (folder / name).read_bytes() == (again / name).read_bytes()
+    assert len(list(previews.folder.iterdir())) == sum(len(r.cells) for r in grid.rows)
     assert SHEET_ROWS == 8  # the module's own value is what the workflow writes
 
 

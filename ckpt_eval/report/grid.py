@@ -30,8 +30,8 @@ from PIL import Image, ImageDraw, ImageFont
 from ckpt_eval import cpus
 from ckpt_eval.analysis.pairing import pairing_keys
 from ckpt_eval.atomic import atomic_write
-from ckpt_eval.inputs.images import load_rgb
 from ckpt_eval.metrics.registry import Quantity, quantities
+from ckpt_eval.report.previews import Previews
 from ckpt_eval.seeding import stream
 
 SEP = "\x1f"  # pairing_keys' separator between prompt, seed/position and occurrence
@@ -210,9 +210,11 @@ def score_text(cell: Cell) -> str:
     return " · ".join(f"{q.label} {value:.{q.digits}f}" for q, value in cell.scores)
 
 
-def contact_sheet(grid: Grid, rows: Sequence[Row]) -> Image.Image:
+def contact_sheet(grid: Grid, rows: Sequence[Row], previews: Previews | None = None) -> Image.Image:
     """One PNG page of the grid: a header of checkpoints, a prompt column, one image per cell
-    (shrunk to SHEET_CELL, aspect kept) with its scores below."""
+    (shrunk to SHEET_CELL, aspect kept, kept between runs by `previews`) with its scores
+    below."""
+    previews = previews or Previews(None)
     pad, cell = 6, SHEET_CELL
     small, normal = ImageFont.load_default(11), ImageFont.load_default(13)
     score_lines = 2 if any(c.scores for r in rows for c in r.cells) else 0
@@ -244,9 +246,7 @@ def contact_sheet(grid: Grid, rows: Sequence[Row]) -> Image.Image:
         for j, c in enumerate(row.cells):
             x = SHEET_LABEL + j * (cell + pad)
             if c.path:
-                image = Image.fromarray(load_rgb(c.path))
-                image.thumbnail((cell, cell))
-                sheet.paste(image, (x, y))
+                sheet.paste(previews.cell(c.path, cell), (x, y))
             else:
                 draw.rectangle([x, y, x + cell - 1, y + cell - 1], outline="#9ca3af")
                 draw.text((x + pad, y + pad), "no image file", fill="#6b7280", font=small)
@@ -270,7 +270,9 @@ def sheet_files(grid: Grid, folder: str | Path) -> list[str]:
     ]
 
 
-def write_contact_sheets(grid: Grid, folder: str | Path) -> list[str]:
+def write_contact_sheets(
+    grid: Grid, folder: str | Path, previews: Previews | None = None
+) -> list[str]:
     """Every matched row in sheets of SHEET_ROWS rows, `grid-001.png`, ...; their
     `sheet_files` names in order. Stale sheets are removed."""
     folder = Path(folder)
@@ -283,7 +285,9 @@ def write_contact_sheets(grid: Grid, folder: str | Path) -> list[str]:
         # zlib's run-length strategy: 40% less time than its default for 1% more bytes on
         # these sheets (bench/RESULTS.md); PNG stays lossless, so the pixels are the same
         with atomic_write(folder / SHEET_NAME.format(number + 1), "wb") as handle:
-            contact_sheet(grid, pages[number]).save(handle, format="PNG", compress_type=Z_RLE)
+            contact_sheet(grid, pages[number], previews).save(
+                handle, format="PNG", compress_type=Z_RLE
+            )
 
     # Each sheet is drawn on its own (the same bytes in any order); PIL decodes, shrinks and
     # compresses without the GIL, so the sheets of 200 images per checkpoint take half the time

@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import re
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from PIL import Image
 
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
 from ckpt_eval.analysis.consolidate import is_sweep
 from ckpt_eval.atomic import write_bytes, write_text
 from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
-from ckpt_eval.inputs.images import load_rgb
 from ckpt_eval.metrics.registry import Quantity, quantities
 from ckpt_eval.report.charts import metric_chart
 from ckpt_eval.report.grid import (
@@ -36,6 +32,8 @@ from ckpt_eval.report.grid import (
     sheet_files,
     write_contact_sheets,
 )
+from ckpt_eval.report.previews import FOLDER as PREVIEWS
+from ckpt_eval.report.previews import Previews
 from ckpt_eval.report.prose import (
     grid_text,
     insights,
@@ -53,15 +51,11 @@ LARGE = 320  # longest side of the enlarged view of a grid image
 JPEG_QUALITY = 80
 
 
-@lru_cache(maxsize=4096)
-def thumbnail_uri(path: str | Path, size: int = THUMB) -> str:
-    """The image shrunk to `size` (aspect kept, never enlarged) as a JPEG data URI; cached, as
-    one image may be in the grid, the samples and the close pairs."""
-    image = Image.fromarray(load_rgb(path))
-    image.thumbnail((size, size))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+def thumbnail_uri(previews: Previews, path: str | Path, size: int = THUMB) -> str:
+    """The image shrunk to `size` (aspect kept, never enlarged) as a JPEG data URI (made once
+    per report and kept between runs by `previews`)."""
+    data = previews.jpeg(path, size, JPEG_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
 def script_hash(script: str) -> str:
@@ -208,9 +202,13 @@ def per_prompt_view(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def grid_context(
-    result: dict[str, Any], config: dict[str, Any], manifests: dict[str, dict[str, Any]]
+    result: dict[str, Any],
+    config: dict[str, Any],
+    manifests: dict[str, dict[str, Any]],
+    previews: Previews | None = None,
 ) -> dict[str, Any]:
     """The grid's facts, with the images of its shown rows as data URIs and its sentences."""
+    previews = previews or Previews(None)
     grid = build_grid(result, manifests, config["report"]["grid_rows"], config["seed"])
     names = [c.name for c in grid.columns]
     rows = []
@@ -219,8 +217,8 @@ def grid_context(
         cells = [
             {
                 "cell": cell,
-                "thumb": thumbnail_uri(cell.path) if cell.path else None,
-                "full": thumbnail_uri(cell.path, LARGE) if cell.path else None,
+                "thumb": thumbnail_uri(previews, cell.path) if cell.path else None,
+                "full": thumbnail_uri(previews, cell.path, LARGE) if cell.path else None,
                 "scores": score_text(cell),
                 "caption": " · ".join(
                     t for t in (name, row.prompt, row.which, cell.file, score_text(cell)) if t
@@ -239,13 +237,15 @@ def render(
     pngs: dict[str, bytes],
     chart_files: dict[str, str],
     sheet_files: list[str] | None = None,
+    previews: Previews | None = None,
 ) -> tuple[str, str]:
     """Markdown (charts and contact sheets as files beside it, `sheet_files`) and HTML (charts
-    and images embedded, one inline script)."""
+    and images embedded, one inline script; their previews kept between runs by `previews`)."""
+    previews = previews or Previews(None)
     n_thumbs = config["report"]["thumbnails"]
     thumbs = {
         name: [
-            {"uri": thumbnail_uri(img["path"]), "file": img["file"]}
+            {"uri": thumbnail_uri(previews, img["path"]), "file": img["file"]}
             for img in manifest["images"][:n_thumbs]
         ]
         for name, manifest in manifests.items()
@@ -255,15 +255,15 @@ def render(
         row["name"]: [
             {
                 **p,
-                "sample_uri": thumbnail_uri(p["sample_path"]),
-                "real_uri": thumbnail_uri(p["real_path"]),
+                "sample_uri": thumbnail_uri(previews, p["sample_path"]),
+                "real_uri": thumbnail_uri(previews, p["real_path"]),
             }
             for p in row["memorization"]["inception"]["pairs"]
         ]
         for row in result["checkpoints"]
         if row.get("memorization")
     }
-    grid = grid_context(result, config, manifests)
+    grid = grid_context(result, config, manifests, previews)
     sheets = list(sheet_files or [])
     facts = grid["grid"]
     script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
@@ -339,7 +339,8 @@ def render_files(
     grids_dir: str | None = None,
 ) -> None:
     """Both reports, the charts (`plots_dir`) and the grid's contact sheets (`grids_dir`, by
-    default `grids/` beside the reports)."""
+    default `grids/` beside the reports); the images' previews are kept in `previews/` beside
+    the reports (`ckpt_eval.report.previews`)."""
     from ckpt_eval.inputs.manifest import read_manifest
     from ckpt_eval.jsonio import read_json
     from ckpt_eval.timing import phase
@@ -348,18 +349,20 @@ def render_files(
     manifests = {m["name"]: m for m in (read_manifest(p) for p in manifest_paths)}
     grid = build_grid(result, manifests, config["report"]["grid_rows"], config["seed"])
     folder = grids_dir or Path(out_md).parent / "grids"
+    previews = Previews(Path(out_md).parent / PREVIEWS, manifests.values())
     # The sheets are drawn beside the charts and the page: those hold the GIL, the sheets'
     # decoding and compressing do not, and on two CPUs the sheets' time was most of the job's.
     with ThreadPoolExecutor(max_workers=1) as beside:
-        drawn = beside.submit(write_contact_sheets, grid, folder)
+        drawn = beside.submit(write_contact_sheets, grid, folder, previews)
         with phase("charts"):
             pngs = charts(result)
             files = write_charts(pngs, plots_dir)
         with phase("render"):
             markdown, html = render(
-                result, config, manifests, pngs, files, sheet_files(grid, folder)
+                result, config, manifests, pngs, files, sheet_files(grid, folder), previews
             )
         with phase("grids"):  # what is left of the sheets once the page is made
             drawn.result()
     write_text(out_md, markdown)
     write_text(out_html, html)
+    previews.prune()

@@ -1,0 +1,129 @@
+"""Shrunk copies of the sample images the report shows, kept between runs.
+
+The report shows every checkpoint's images: all of them in the grid's contact sheets, some on
+the page. Made from the files each time, adding one checkpoint decoded every image of every
+other checkpoint again: for 1024-pixel PNGs about 35 ms each, so 8 checkpoints of 64 images
+cost the report ~20 s of decoding for nothing new. A preview is a pure function of the image's
+bytes, the side it is shrunk to and the Pillow that shrinks it, so it is kept under
+`results/<run>/previews/` named by exactly those (the image's sha256 from its manifest) and
+made again only when one of them changes. Nothing needs to invalidate it.
+
+- A sheet's cell is kept as its pixels (.npy: no smaller as a PNG for these images, and read 15x
+  faster), so the sheet is the one drawn from the image now. A page thumbnail is the JPEG the
+  page embeds, kept as its bytes: the page is the same.
+- An image no manifest lists (a real image of a close pair) is shrunk from its file, not kept.
+- A preview that cannot be read (a write cut short by a kill is impossible, `atomic_write`, but
+  a disk can fail) is made again from the image.
+- After a report is written, the previews it did not use are removed (`prune`): the folder
+  holds what the current report shows, not every image a run ever had.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ckpt_eval.atomic import atomic_write
+from ckpt_eval.inputs.images import load_rgb
+
+FOLDER = "previews"  # results/<run>/previews/
+UNREADABLE = (OSError, ValueError, EOFError)
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"  # a whole JPEG begins and ends with these
+
+
+def shrink(path: str | Path, side: int) -> Image.Image:
+    """The image as every extractor reads it (`load_rgb`), shrunk to fit `side` pixels, aspect
+    kept, never enlarged."""
+    image = Image.fromarray(load_rgb(path))
+    image.thumbnail((side, side))
+    return image
+
+
+def jpeg_bytes(image: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+class Previews:
+    """The previews of the images `manifests` list, kept in `folder` (None: made each time)."""
+
+    def __init__(self, folder: str | Path | None, manifests: Iterable[Mapping[str, Any]] = ()):
+        # one folder per Pillow version: another version may shrink to other pixels
+        self.folder = Path(folder) / f"pillow-{Image.__version__}" if folder else None
+        self._sha = {
+            img["path"]: img["sha256"] for m in manifests for img in m["images"] if "sha256" in img
+        }
+        self._used: set[Path] = set()
+        self._jpegs: dict[tuple[str, int, int], bytes] = {}
+        self._lock = threading.Lock()
+
+    def _kept(self, path: str | Path, name: str) -> Path | None:
+        sha = self._sha.get(str(path))
+        if self.folder is None or sha is None:
+            return None
+        kept = self.folder / f"{sha}-{name}"
+        with self._lock:
+            self._used.add(kept)
+        return kept
+
+    def cell(self, path: str | Path, side: int) -> Image.Image:
+        """A contact sheet's cell: the image shrunk to `side`, the same pixels kept or not."""
+        kept = self._kept(path, f"{side}.npy")
+        if kept is not None:
+            try:
+                pixels = np.load(kept, allow_pickle=False)
+                if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3:
+                    return Image.fromarray(pixels)
+            except (FileNotFoundError, *UNREADABLE):
+                pass
+        image = shrink(path, side)
+        if kept is not None:
+            with atomic_write(kept, "wb") as handle:
+                np.save(handle, np.asarray(image), allow_pickle=False)
+        return image
+
+    def jpeg(self, path: str | Path, side: int, quality: int) -> bytes:
+        """The page's JPEG of the image shrunk to `side`, the same bytes kept or not."""
+        key = (str(path), side, quality)
+        with self._lock:
+            known = self._jpegs.get(key)
+        if known is not None:  # one image may be in the grid, the samples and the close pairs
+            return known
+        kept = self._kept(path, f"{side}-q{quality}.jpg")
+        data = None
+        if kept is not None:
+            try:
+                data = kept.read_bytes()
+            except OSError:
+                data = None
+            if data is not None and not (data[:2] == JPEG_START and data[-2:] == JPEG_END):
+                data = None
+        if data is None:
+            data = jpeg_bytes(shrink(path, side), quality)
+            if kept is not None:
+                with atomic_write(kept, "wb") as handle:
+                    handle.write(data)
+        with self._lock:
+            self._jpegs[key] = data
+        return data
+
+    def prune(self) -> int:
+        """Remove the previews this report did not use; how many were removed."""
+        if self.folder is None or not self.folder.parent.is_dir():
+            return 0
+        removed = 0
+        for version in self.folder.parent.iterdir():
+            for kept in version.iterdir() if version.is_dir() else ():
+                if kept not in self._used:
+                    kept.unlink(missing_ok=True)
+                    removed += 1
+            if version != self.folder and version.is_dir() and not any(version.iterdir()):
+                version.rmdir()
+        return removed
