@@ -71,9 +71,13 @@ def write_failure(path: str | Path, exc: OSError) -> CkptEvalError | None:
 
 
 @contextmanager
-def atomic_write(path: str | Path, mode: str = "w", **open_args) -> Iterator[IO]:
+def atomic_write(
+    path: str | Path, mode: str = "w", durable: bool = True, **open_args
+) -> Iterator[IO]:
     """Open a temporary file beside `path` for writing (`mode` "w" or "wb"); on success it
-    replaces `path`, on any error it is removed and `path` is left as it was."""
+    replaces `path`, on any error it is removed and `path` is left as it was. Not `durable`:
+    no fsync, for a file that is checked when read and made again if a crash left it cut
+    (fsync costs milliseconds a file, and a report keeps a thousand previews)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +88,8 @@ def atomic_write(path: str | Path, mode: str = "w", **open_args) -> Iterator[IO]
         with os.fdopen(fd, mode, **open_args) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         # mkstemp makes the file private (0600); results get the usual umask permissions
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)

@@ -186,3 +186,16 @@ def test_a_job_on_a_full_disk_stops_with_one_message_and_its_rerun_completes(
         root.setLevel(level)
     assert load_features(out / "replicates.npz")[1] == {"set": "step-1"}
     assert read_json(out / "metrics.json")["fid"] == 1.5
+
+
+def test_only_a_durable_write_is_synced(tmp_path: Path, monkeypatch) -> None:
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    with atomic_write(tmp_path / "kept.bin", "wb") as handle:
+        handle.write(b"kept")
+    with atomic_write(tmp_path / "preview.bin", "wb", durable=False) as handle:
+        handle.write(b"preview")
+    assert len(synced) == 1
+    assert (tmp_path / "preview.bin").read_bytes() == b"preview"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.bin", "preview.bin"]

@@ -12,8 +12,9 @@ made again only when one of them changes. Nothing needs to invalidate it.
   faster), so the sheet is the one drawn from the image now. A page thumbnail is the JPEG the
   page embeds, kept as its bytes: the page is the same.
 - An image no manifest lists (a real image of a close pair) is shrunk from its file, not kept.
-- A preview that cannot be read (a write cut short by a kill is impossible, `atomic_write`, but
-  a disk can fail) is made again from the image.
+- A preview that cannot be read is made again from the image: a kill cannot leave one cut
+  (`atomic_write`), but a power cut can, as previews are written without fsync (a thousand
+  fsyncs would cost a fresh run seconds for files that are checked when read anyway).
 - After a report is written, the previews it did not use are removed (`prune`): the folder
   holds what the current report shows, not every image a run ever had.
 """
@@ -85,7 +86,7 @@ class Previews:
                 pass
         image = shrink(path, side)
         if kept is not None:
-            with atomic_write(kept, "wb") as handle:
+            with atomic_write(kept, "wb", durable=False) as handle:
                 np.save(handle, np.asarray(image), allow_pickle=False)
         return image
 
@@ -108,7 +109,7 @@ class Previews:
         if data is None:
             data = jpeg_bytes(shrink(path, side), quality)
             if kept is not None:
-                with atomic_write(kept, "wb") as handle:
+                with atomic_write(kept, "wb", durable=False) as handle:
                     handle.write(data)
         with self._lock:
             self._jpegs[key] = data
