@@ -35,6 +35,9 @@ from ckpt_eval.errors import CkptEvalError
 # top-level object's closing brace alone on the last line. Nested closing brackets are indented
 # and strings hold no raw newline, so a cut anywhere else cannot end like this.
 JSON_END = (b"\n}\n", b"\n]\n")
+# results/<run>/previews/: the report's shrunk images, kept and pruned by the report itself
+# (ckpt_eval/report/previews.py); not a Snakemake output, so nothing here heals or checks it
+PREVIEWS = "previews"
 # The last bytes of the other text outputs (consolidate's CSV, the reports).
 TEXT_END = {".csv": (b"\n",), ".md": (b"\n",), ".html": (b"</html>", b"</html>\n")}
 
@@ -123,7 +126,11 @@ def unwritable(out: str | Path, paths: Iterable[str | Path]) -> str | None:
     out = Path(out)
     if not out.is_dir():
         return None
-    folders = [out, *(p for p in out.rglob("*") if p.is_dir() and p.name != "logs")]
+    folders = [out]
+    for root, dirs, _ in os.walk(out):
+        # the report's previews are a cache it manages itself: thousands of files, not walked
+        dirs[:] = [d for d in dirs if not (Path(root) == out and d == PREVIEWS)]
+        folders += [Path(root) / d for d in dirs if d != "logs"]
     existing = [Path(p) for p in paths if os.path.lexists(p)]
     blocked = next((p for p in [*folders, *existing] if not os.access(p, os.W_OK)), None)
     if blocked is None:

@@ -22,16 +22,24 @@ import threading
 REEVALUATION = "JobScheduler._schedule_reevalutation.<locals>."
 
 
-def is_reevaluation_timer(thread: threading.Thread) -> bool:
+def is_reevaluation_timer(thread: threading.Thread, scheduler: object | None = None) -> bool:
+    """A re-evaluation timer of Snakemake's scheduler (of `scheduler` only, when given: the
+    function it calls closes over the scheduler it wakes)."""
     function = getattr(thread, "function", None)
-    return isinstance(thread, threading.Timer) and getattr(function, "__qualname__", "").startswith(
-        REEVALUATION
-    )
+    if not (
+        isinstance(thread, threading.Timer)
+        and getattr(function, "__qualname__", "").startswith(REEVALUATION)
+    ):
+        return False
+    cells = getattr(function, "__closure__", None) or ()
+    return scheduler is None or any(cell.cell_contents is scheduler for cell in cells)
 
 
-def cancel_reevaluation_timers() -> int:
-    """Cancel the scheduler's pending re-evaluation timers; how many were pending."""
-    pending = [t for t in threading.enumerate() if is_reevaluation_timer(t)]
+def cancel_reevaluation_timers(scheduler: object | None = None) -> int:
+    """Cancel the pending re-evaluation timers of `scheduler` (a workflow's, after its loop has
+    returned; of every scheduler if None); how many were pending. Another workflow run in the
+    same process through Snakemake's API keeps its own."""
+    pending = [t for t in threading.enumerate() if is_reevaluation_timer(t, scheduler)]
     for timer in pending:
         timer.cancel()
     return len(pending)

@@ -90,12 +90,38 @@ def test_an_edited_image_gets_a_new_preview_and_the_old_one_is_pruned(images, tm
     edited = {"images": [{"path": str(paths[0]), "sha256": sha256_file(paths[0])}]}
     second = Previews(tmp_path / "previews", [edited])
     assert np.asarray(second.cell(paths[0], SIDE))[0, 0].tolist() == [255, 0, 0]
-    # a leftover of another Pillow version and a temp file of a killed write go too
-    stale = tmp_path / "previews" / "pillow-0.0" / "x-32.npy"
+    # a leftover of another Pillow version or format and a temp file of a killed write go too;
+    # what is not this module's is left
+    stale = tmp_path / "previews" / "pillow-0.0-f0" / "x-32.npy"
     stale.parent.mkdir()
     stale.write_bytes(b"x")
     (second.folder / ".y-32.npy.tmp").write_bytes(b"")
+    (second.folder / "a folder").mkdir()
+    (tmp_path / "previews" / "notes.txt").write_text("mine")
     assert second.prune() == 4
-    (kept,) = second.folder.iterdir()
-    assert kept.name == f"{edited['images'][0]['sha256']}-{SIDE}.npy" and kept.name not in old
-    assert not stale.parent.exists()
+    assert sorted(p.name for p in second.folder.iterdir()) == [
+        f"{edited['images'][0]['sha256']}-{SIDE}.npy",
+        "a folder",
+    ]
+    assert not set(p.name for p in second.folder.iterdir()) & old
+    assert not stale.parent.exists() and (tmp_path / "previews" / "notes.txt").exists()
+
+
+def test_an_image_replaced_after_organize_is_shown_but_not_kept(images, tmp_path):
+    paths, manifest = images  # the manifest hashed the first image; it is replaced since
+    Image.new("RGB", (120, 80), "blue").save(paths[0])
+    previews = Previews(tmp_path / "previews", [manifest])
+    assert np.asarray(previews.cell(paths[0], SIDE))[0, 0].tolist() == [0, 0, 255]
+    previews.jpeg(paths[0], SIDE, 80)
+    assert not previews.folder.exists() and previews.not_kept is None
+
+
+def test_a_folder_that_cannot_be_written_leaves_the_previews_unkept(images, tmp_path):
+    paths, manifest = images
+    (tmp_path / "previews").write_text("a file where the folder should be")
+    previews = Previews(tmp_path / "previews", [manifest])
+    made = previews.cell(paths[0], SIDE)
+    assert np.array_equal(np.asarray(made), np.asarray(shrunk_now(paths[0], SIDE)))
+    assert previews.jpeg(paths[0], SIDE, 80) == Previews(None).jpeg(paths[0], SIDE, 80)
+    assert "previews" in previews.not_kept
+    assert previews.prune() == 0

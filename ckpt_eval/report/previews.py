@@ -4,9 +4,10 @@ The report shows every checkpoint's images: all of them in the grid's contact sh
 the page. Made from the files each time, adding one checkpoint decoded every image of every
 other checkpoint again: for 1024-pixel PNGs about 35 ms each, so 8 checkpoints of 64 images
 cost the report ~20 s of decoding for nothing new. A preview is a pure function of the image's
-bytes, the side it is shrunk to and the Pillow that shrinks it, so it is kept under
-`results/<run>/previews/` named by exactly those (the image's sha256 from its manifest) and
-made again only when one of them changes. Nothing needs to invalidate it.
+bytes, the side it is shrunk to, the Pillow that shrinks it and this module's way of making it
+(`FORMAT`), so it is kept under `results/<run>/previews/` named by exactly those (the image's
+sha256 from its manifest) and made again only when one of them changes. Nothing needs to
+invalidate it; a preview is kept only if the file still has that sha256 when it is made.
 
 - A sheet's cell is kept as its pixels (.npy: no smaller as a PNG for these images, and read 15x
   faster), so the sheet is the one drawn from the image now. A page thumbnail is the JPEG the
@@ -17,23 +18,31 @@ made again only when one of them changes. Nothing needs to invalidate it.
   fsyncs would cost a fresh run seconds for files that are checked when read anyway).
 - After a report is written, the previews it did not use are removed (`prune`): the folder
   holds what the current report shows, not every image a run ever had.
+- A preview that cannot be written (a read-only folder, a full disk) is used without being
+  kept; the report job's log says so once. The report is the same either way.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
 from ckpt_eval.atomic import atomic_write
-from ckpt_eval.inputs.images import load_rgb
+from ckpt_eval.caches import PREVIEWS
+from ckpt_eval.errors import CkptEvalError
+from ckpt_eval.inputs.images import load_rgb, sha256_file
 
-FOLDER = "previews"  # results/<run>/previews/
+FOLDER = PREVIEWS  # results/<run>/previews/
+VERSION_PREFIX = "pillow-"  # previews/pillow-<version>-<FORMAT>/
+# Bump when what a preview holds changes (load_rgb's conversion, the shrink, the file format):
+# previews made before are then in another folder, never read, and pruned.
+FORMAT = "f1"
 UNREADABLE = (OSError, ValueError, EOFError)
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"  # a whole JPEG begins and ends with these
 
@@ -53,17 +62,23 @@ def jpeg_bytes(image: Image.Image, quality: int) -> bytes:
 
 
 class Previews:
-    """The previews of the images `manifests` list, kept in `folder` (None: made each time)."""
+    """The previews of the images `manifests` list, kept in `folder` (None: made each time).
+
+    The cache is a help, never a condition: a preview that cannot be written (a folder made
+    read-only, a full disk) is used unkept, and the report is written as without it."""
 
     def __init__(self, folder: str | Path | None, manifests: Iterable[Mapping[str, Any]] = ()):
-        # one folder per Pillow version: another version may shrink to other pixels
-        self.folder = Path(folder) / f"pillow-{Image.__version__}" if folder else None
+        # one folder per Pillow version and preview format: either may give other pixels
+        self.folder = (
+            Path(folder) / f"{VERSION_PREFIX}{Image.__version__}-{FORMAT}" if folder else None
+        )
         self._sha = {
             img["path"]: img["sha256"] for m in manifests for img in m["images"] if "sha256" in img
         }
         self._used: set[Path] = set()
         self._jpegs: dict[tuple[str, int, int], bytes] = {}
         self._lock = threading.Lock()
+        self.not_kept: str | None = None  # why a preview could not be written, the first time
 
     def _kept(self, path: str | Path, name: str) -> Path | None:
         sha = self._sha.get(str(path))
@@ -74,6 +89,18 @@ class Previews:
             self._used.add(kept)
         return kept
 
+    def _keep(self, kept: Path, path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+        """Write a preview made just now, if the image is still the one its manifest hashed:
+        an image replaced since organize ran must not be kept under the old image's name."""
+        try:
+            if sha256_file(path) != self._sha[str(path)]:
+                return
+            with atomic_write(kept, "wb", durable=False) as handle:
+                write(handle)
+        except (OSError, CkptEvalError) as exc:
+            with self._lock:
+                self.not_kept = self.not_kept or f"{kept.parent}: {exc}".splitlines()[0]
+
     def cell(self, path: str | Path, side: int) -> Image.Image:
         """A contact sheet's cell: the image shrunk to `side`, the same pixels kept or not."""
         kept = self._kept(path, f"{side}.npy")
@@ -82,12 +109,12 @@ class Previews:
                 pixels = np.load(kept, allow_pickle=False)
                 if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3:
                     return Image.fromarray(pixels)
-            except (FileNotFoundError, *UNREADABLE):
+            except UNREADABLE:
                 pass
         image = shrink(path, side)
         if kept is not None:
-            with atomic_write(kept, "wb", durable=False) as handle:
-                np.save(handle, np.asarray(image), allow_pickle=False)
+            pixels = np.asarray(image)
+            self._keep(kept, path, lambda handle: np.save(handle, pixels, allow_pickle=False))
         return image
 
     def jpeg(self, path: str | Path, side: int, quality: int) -> bytes:
@@ -106,25 +133,36 @@ class Previews:
                 data = None
             if data is not None and not (data[:2] == JPEG_START and data[-2:] == JPEG_END):
                 data = None
-        if data is None:
+            if data is None:
+                data = jpeg_bytes(shrink(path, side), quality)
+                self._keep(kept, path, lambda handle: handle.write(data))
+        else:
             data = jpeg_bytes(shrink(path, side), quality)
-            if kept is not None:
-                with atomic_write(kept, "wb", durable=False) as handle:
-                    handle.write(data)
         with self._lock:
             self._jpegs[key] = data
         return data
 
     def prune(self) -> int:
-        """Remove the previews this report did not use; how many were removed."""
+        """Remove the previews this report did not use (and the folders of other Pillow versions
+        or formats, once empty); how many files were removed. Only this module's folders are
+        looked in, and a file that cannot be removed is left."""
         if self.folder is None or not self.folder.parent.is_dir():
             return 0
         removed = 0
-        for version in self.folder.parent.iterdir():
-            for kept in version.iterdir() if version.is_dir() else ():
-                if kept not in self._used:
-                    kept.unlink(missing_ok=True)
+        for version in self.folder.parent.glob(f"{VERSION_PREFIX}*"):
+            if not version.is_dir():
+                continue
+            for kept in version.iterdir():
+                if kept in self._used or not kept.is_file():
+                    continue
+                try:
+                    kept.unlink()
                     removed += 1
-            if version != self.folder and version.is_dir() and not any(version.iterdir()):
-                version.rmdir()
+                except OSError:
+                    pass
+            if version != self.folder:
+                try:
+                    version.rmdir()  # only if empty
+                except OSError:
+                    pass
         return removed

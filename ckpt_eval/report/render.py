@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -366,3 +367,9 @@ def render_files(
     write_text(out_md, markdown)
     write_text(out_html, html)
     previews.prune()
+    if previews.not_kept:
+        print(
+            f"ckpt-eval: some previews could not be kept ({previews.not_kept}); the report is "
+            "complete, the next one shrinks those images again.",
+            file=sys.stderr,
+        )

@@ -212,11 +212,11 @@ onstart:
 # The process ends with its run, not when Snakemake's last job-rate timer fires up to a second
 # later (ckpt_eval/scheduler_exit.py).
 onsuccess:
-    cancel_reevaluation_timers()
+    cancel_reevaluation_timers(workflow.scheduler)
 
 
 onerror:
-    cancel_reevaluation_timers()
+    cancel_reevaluation_timers(workflow.scheduler)
 
 
 # Caches that heal (ckpt_eval/caches.py): every file a finished run keeps is a target of `rule
