@@ -37,6 +37,20 @@ def write_images(
     return paths
 
 
+def refuse_decoding(monkeypatch, only: set[str] | None = None) -> None:
+    """From now on the report's previews may not decode an image file (of `only`, if given):
+    what they show must come from the previews kept."""
+    import ckpt_eval.report.previews as previews_module
+    from ckpt_eval.inputs.images import load_rgb
+
+    def decode(path):
+        if only is None or str(path) in only:
+            raise AssertionError(f"{path} was decoded again")
+        return load_rgb(path)
+
+    monkeypatch.setattr(previews_module, "load_rgb", decode)
+
+
 def make_project(
     root: Path, checkpoints: dict[str, int], n_real: int = 10, **config_overrides
 ) -> Path:

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import write_images
+from conftest import refuse_decoding, write_images
 from PIL import Image
 
 import ckpt_eval.report.grid as grid_module
-import ckpt_eval.report.previews as previews_module
 from ckpt_eval.analysis.pairing import pairing_keys
 from ckpt_eval.inputs.images import sha256_file
 from ckpt_eval.metrics.registry import Quantity, quantities, quantity
@@ -226,7 +225,7 @@ def test_contact_sheets_hold_every_row(run, tmp_path: Path, monkeypatch) -> None
     # the same bytes from previews made now and from previews kept by an earlier report
     for made_or_kept in ("made", "kept"):
         if made_or_kept == "kept":
-            monkeypatch.setattr(previews_module, "load_rgb", refuse_decoding)
+            refuse_decoding(monkeypatch)
         folder = tmp_path / made_or_kept
         previews = Previews(tmp_path / "previews", run["manifests"].values())
         write_contact_sheets(grid, folder, previews)
@@ -234,10 +233,6 @@ def test_contact_sheets_hold_every_row(run, tmp_path: Path, monkeypatch) -> None
             assert (folder / name).read_bytes() == (again / name).read_bytes()
     assert len(list(previews.folder.iterdir())) == sum(len(r.cells) for r in grid.rows)
     assert SHEET_ROWS == 8  # the module's own value is what the workflow writes
-
-
-def refuse_decoding(path):
-    raise AssertionError(f"{path} was decoded again")
 
 
 def test_grid_context_embeds_the_rows_shown(run) -> None:

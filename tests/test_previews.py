@@ -5,10 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_images
+from conftest import refuse_decoding, write_images
 from PIL import Image
 
-import ckpt_eval.report.previews as previews_module
 from ckpt_eval.inputs.images import sha256_file
 from ckpt_eval.report.previews import Previews
 
@@ -30,19 +29,12 @@ def shrunk_now(path: Path, side: int) -> Image.Image:
     return image
 
 
-def no_decoding(monkeypatch) -> None:
-    def refuse(path):
-        raise AssertionError(f"{path} was decoded again")
-
-    monkeypatch.setattr(previews_module, "load_rgb", refuse)
-
-
 def test_a_kept_cell_has_the_pixels_of_the_image_shrunk_now(images, tmp_path, monkeypatch):
     paths, manifest = images
     made = Previews(tmp_path / "previews", [manifest]).cell(paths[0], SIDE)
     assert made.size == (32, 21)
     assert np.array_equal(np.asarray(made), np.asarray(shrunk_now(paths[0], SIDE)))
-    no_decoding(monkeypatch)  # the next report reads it back, not the image
+    refuse_decoding(monkeypatch)  # the next report reads it back, not the image
     kept = Previews(tmp_path / "previews", [manifest]).cell(paths[0], SIDE)
     assert np.array_equal(np.asarray(kept), np.asarray(made))
 
@@ -53,7 +45,7 @@ def test_a_kept_page_thumbnail_is_the_same_jpeg(images, tmp_path, monkeypatch):
     shrunk_now(paths[1], SIDE).save(buffer, format="JPEG", quality=80)
     made = Previews(tmp_path / "previews", [manifest]).jpeg(paths[1], SIDE, 80)
     assert made == buffer.getvalue()
-    no_decoding(monkeypatch)
+    refuse_decoding(monkeypatch)
     assert Previews(tmp_path / "previews", [manifest]).jpeg(paths[1], SIDE, 80) == made
 
 

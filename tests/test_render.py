@@ -13,18 +13,16 @@ from typing import Any
 import numpy as np
 import pytest
 from checkpoint_eval import evaluate_features
-from conftest import only_own_script, write_images
+from conftest import only_own_script, refuse_decoding, write_images
 from markdown_it import MarkdownIt
 from PIL import Image
 
-import ckpt_eval.report.previews as previews_module
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
 from ckpt_eval.analysis.checkpoint import analysis_settings
 from ckpt_eval.analysis.consolidate import consolidate
 from ckpt_eval.analysis.pairing import key_set, pairing_keys, pairing_kind
 from ckpt_eval.config import config_hash, validate_config
 from ckpt_eval.features.inception_id import DIM
-from ckpt_eval.inputs.images import load_rgb
 from ckpt_eval.inputs.manifest import build_manifest
 from ckpt_eval.jsonio import write_json
 from ckpt_eval.metrics.registry import CheckpointData, measures, quantities
@@ -582,13 +580,9 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples, monkeypa
     # the next report embeds the previews this one kept: the same page, no sample decoded (the
     # real images of the close pairs are in no manifest the report reads: shrunk again)
     assert any((out / "previews").rglob("*.jpg"))
-    listed = {img["path"] for m in samples.values() for img in m["images"]}
-
-    def decode_unlisted(path):
-        assert str(path) not in listed, f"{path} was decoded again"
-        return load_rgb(path)
-
-    monkeypatch.setattr(previews_module, "load_rgb", decode_unlisted)
+    refuse_decoding(
+        monkeypatch, only={img["path"] for m in samples.values() for img in m["images"]}
+    )
     render_files(
         str(result_path),
         manifest_paths,

@@ -28,23 +28,22 @@ import io
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from ckpt_eval.atomic import atomic_write
-from ckpt_eval.caches import PREVIEWS
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.inputs.images import load_rgb, sha256_file
 
-FOLDER = PREVIEWS  # results/<run>/previews/
-VERSION_PREFIX = "pillow-"  # previews/pillow-<version>-<FORMAT>/
+VERSION_PREFIX = "pillow-"  # results/<run>/previews/pillow-<version>-<FORMAT>/
 # Bump when what a preview holds changes (load_rgb's conversion, the shrink, the file format):
 # previews made before are then in another folder, never read, and pruned.
 FORMAT = "f1"
 UNREADABLE = (OSError, ValueError, EOFError)
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"  # a whole JPEG begins and ends with these
+T = TypeVar("T")
 
 
 def shrink(path: str | Path, side: int) -> Image.Image:
@@ -59,6 +58,18 @@ def jpeg_bytes(image: Image.Image, quality: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def _read_pixels(kept: Path) -> Image.Image | None:
+    pixels = np.load(kept, allow_pickle=False)
+    if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3:
+        return Image.fromarray(pixels)
+    return None
+
+
+def _read_jpeg(kept: Path) -> bytes | None:
+    data = kept.read_bytes()
+    return data if data[:2] == JPEG_START and data[-2:] == JPEG_END else None
 
 
 class Previews:
@@ -101,21 +112,37 @@ class Previews:
             with self._lock:
                 self.not_kept = self.not_kept or f"{kept.parent}: {exc}".splitlines()[0]
 
-    def cell(self, path: str | Path, side: int) -> Image.Image:
-        """A contact sheet's cell: the image shrunk to `side`, the same pixels kept or not."""
-        kept = self._kept(path, f"{side}.npy")
+    def _made_or_kept(
+        self,
+        path: str | Path,
+        name: str,
+        read: Callable[[Path], T | None],
+        make: Callable[[], T],
+        write: Callable[[IO[bytes], T], None],
+    ) -> T:
+        """The kept preview `name` of `path` if `read` accepts it, else one made now (and kept)."""
+        kept = self._kept(path, name)
         if kept is not None:
             try:
-                pixels = np.load(kept, allow_pickle=False)
-                if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3:
-                    return Image.fromarray(pixels)
+                found = read(kept)
             except UNREADABLE:
-                pass
-        image = shrink(path, side)
+                found = None
+            if found is not None:
+                return found
+        made = make()
         if kept is not None:
-            pixels = np.asarray(image)
-            self._keep(kept, path, lambda handle: np.save(handle, pixels, allow_pickle=False))
-        return image
+            self._keep(kept, path, lambda handle: write(handle, made))
+        return made
+
+    def cell(self, path: str | Path, side: int) -> Image.Image:
+        """A contact sheet's cell: the image shrunk to `side`, the same pixels kept or not."""
+        return self._made_or_kept(
+            path,
+            f"{side}.npy",
+            _read_pixels,
+            lambda: shrink(path, side),
+            lambda handle, image: np.save(handle, np.asarray(image), allow_pickle=False),
+        )
 
     def jpeg(self, path: str | Path, side: int, quality: int) -> bytes:
         """The page's JPEG of the image shrunk to `side`, the same bytes kept or not."""
@@ -124,20 +151,13 @@ class Previews:
             known = self._jpegs.get(key)
         if known is not None:  # one image may be in the grid, the samples and the close pairs
             return known
-        kept = self._kept(path, f"{side}-q{quality}.jpg")
-        data = None
-        if kept is not None:
-            try:
-                data = kept.read_bytes()
-            except OSError:
-                data = None
-            if data is not None and not (data[:2] == JPEG_START and data[-2:] == JPEG_END):
-                data = None
-            if data is None:
-                data = jpeg_bytes(shrink(path, side), quality)
-                self._keep(kept, path, lambda handle: handle.write(data))
-        else:
-            data = jpeg_bytes(shrink(path, side), quality)
+        data = self._made_or_kept(
+            path,
+            f"{side}-q{quality}.jpg",
+            _read_jpeg,
+            lambda: jpeg_bytes(shrink(path, side), quality),
+            lambda handle, made: handle.write(made),
+        )
         with self._lock:
             self._jpegs[key] = data
         return data

@@ -23,6 +23,7 @@ import jinja2
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
 from ckpt_eval.analysis.consolidate import is_sweep
 from ckpt_eval.atomic import write_bytes, write_text
+from ckpt_eval.caches import PREVIEWS
 from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
 from ckpt_eval.metrics.registry import Quantity, quantities
 from ckpt_eval.report.charts import metric_chart
@@ -33,7 +34,6 @@ from ckpt_eval.report.grid import (
     sheet_files,
     write_contact_sheets,
 )
-from ckpt_eval.report.previews import FOLDER as PREVIEWS
 from ckpt_eval.report.previews import Previews
 from ckpt_eval.report.prose import (
     grid_text,
