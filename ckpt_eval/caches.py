@@ -35,7 +35,7 @@ from ckpt_eval.errors import CkptEvalError
 # top-level object's closing brace alone on the last line. Nested closing brackets are indented
 # and strings hold no raw newline, so a cut anywhere else cannot end like this.
 JSON_END = (b"\n}\n", b"\n]\n")
-# results/<run>/previews/: the report's shrunk images, kept and pruned by the report itself
+# results/<run>/previews/: the report's shrunk images, kept and pruned by the report's jobs
 # (ckpt_eval/report/previews.py); not a Snakemake output, so nothing here heals or checks it
 PREVIEWS = "previews"
 # The last bytes of the other text outputs (consolidate's CSV, the reports).

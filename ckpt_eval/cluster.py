@@ -199,6 +199,14 @@ def request_of(job) -> Request:
     )
 
 
+# the config key that sets a rule's threads, and what it names (workflow/rules/*.smk): the
+# metrics jobs' own, else the feature and generate jobs' one
+THREADS_KEYS = {
+    "metrics_checkpoint": ("metrics_threads", "metrics jobs"),
+    None: ("feature_threads", "feature and generate jobs"),
+}
+
+
 def fits(request: Request, node: Node) -> bool:
     return (
         request.cpus <= node.cpus
@@ -216,13 +224,14 @@ def _what_to_change(request: Request, partition: Partition) -> str:
         fixes.append(
             f"a group job runs its jobs side by side on up to `cores` CPUs: set `cores:` in "
             f"{PROFILE} (or pass `--cores`) to at most {largest.cpus}, or lower the rules' "
-            "`feature_threads`/`mem_mb`"
+            "`feature_threads`/`metrics_threads`/`mem_mb`"
         )
     elif request.cpus > largest.cpus:
+        key, jobs = THREADS_KEYS.get(rule, THREADS_KEYS[None])
         fixes.append(
-            f"lower `feature_threads` in the config (the feature and generate jobs' threads, "
-            f"which the profile passes on as cpus_per_task: threads) to at most {largest.cpus}, "
-            f"or set `cpus_per_task` of `{rule}` under `set-resources` in {PROFILE}"
+            f"lower `{key}` in the config (the {jobs}' threads, which the profile passes on as "
+            f"cpus_per_task: threads) to at most {largest.cpus}, or set `cpus_per_task` of "
+            f"`{rule}` under `set-resources` in {PROFILE}"
         )
     if not request.group and (request.mem_mb or 0) > largest.mem_mb:
         fixes.append(f"lower `mem_mb` of `{rule}` under `set-resources` in {PROFILE}")

@@ -1,4 +1,4 @@
-"""Render report.md, the self-contained report.html, the charts and the grid's contact sheets."""
+"""Render report.md, the self-contained report.html and the charts."""
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
@@ -14,7 +14,7 @@ def main(smk) -> None:
         smk.output.md,
         smk.output.html,
         smk.output.plots,
-        smk.output.grids,
+        smk.params.grids,
     )
 
 

@@ -79,10 +79,11 @@ def test_a_job_too_big_for_every_node_is_named_with_the_setting_to_change() -> N
         cluster.request_of(job("clip_real", 2, cpus_per_task=2, mem_mb=30000)),
         cluster.request_of(job("report", 1, cpus_per_task=1, mem_mb=4000)),
         cluster.request_of(group("features", [job("clip_checkpoint")], cpus_per_task=4)),
+        cluster.request_of(job("metrics_checkpoint", 3, cpus_per_task=3)),
     ]
     problems = cluster.fit_problems(requests + requests, partitions)
-    assert len(problems) == 3  # each distinct request once; report fits
-    cpus, memory, grouped = problems
+    assert len(problems) == 4  # each distinct request once; report fits
+    cpus, memory, grouped, metrics = problems
     assert cpus.startswith("rule `inception_real` asks for 4 CPUs, 8000 MB, 60 min")
     assert "partition `main` (largest node vm: 2 CPUs and 21694 MB)" in cpus
     assert "pending forever (reason PartitionConfig)" in cpus
@@ -90,6 +91,8 @@ def test_a_job_too_big_for_every_node_is_named_with_the_setting_to_change() -> N
     assert "rule `clip_real` asks for 2 CPUs, 30000 MB" in memory
     assert "`mem_mb` of `clip_real` under `set-resources`" in memory
     assert "group job `features`" in grouped and "set `cores:`" in grouped
+    # each rule's threads are named by the key that sets them
+    assert "lower `metrics_threads` in the config (the metrics jobs' threads" in metrics
 
 
 def test_gpus_partitions_and_time_limits() -> None:

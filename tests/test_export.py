@@ -4,6 +4,7 @@ the MLflow client, the records of W&B's offline run file) give the results' numb
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -32,7 +33,8 @@ STEPS = {"step-100": 100, "step-200": 200, "step-300": 300}
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """results/<run>/ of three checkpoints evaluated from arrays (step-100 the closest to the
-    real set), with the report's charts and one grid contact sheet, a palette PNG."""
+    real set), with the report's charts and one grid contact sheet (JPEG, as the report writes
+    them)."""
     out = tmp_path_factory.mktemp("results")
     run_config = config()
     rng = np.random.default_rng(0)
@@ -48,7 +50,7 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_json(made.result, out / "consolidated_results.json")
     write_charts(made.pngs, out / "plots")
     (out / "grids").mkdir()
-    Image.new("P", (30, 20), 3).save(out / "grids" / "grid-001.png")
+    Image.new("RGB", (30, 20), (200, 40, 10)).save(out / "grids" / "grid-001.jpg", quality=95)
     return out
 
 
@@ -155,9 +157,28 @@ def test_tensorboard_reads_back(run_folder: Path, tmp_path: Path) -> None:
     assert "grids/grid-001" in images and "charts/fid" in images
     (grid,) = events.Images("grids/grid-001")
     assert (grid.step, grid.width, grid.height) == (300, 30, 20)
+    assert grid.encoded_image_string == (run_folder / "grids" / "grid-001.jpg").read_bytes()
     (text,) = events.Tensors(PREFIX + "recommendation")
     assert recommendation_summary(result(run_folder)) in text.tensor_proto.string_val[0].decode()
     assert json.loads((folder / "export.json").read_text())["steps"] == STEPS
+
+
+def test_tensorboard_gets_each_image_as_its_file_or_as_an_rgb_png(tmp_path: Path) -> None:
+    """TensorBoard's summary names L, LA, RGB and RGBA: such a file (a JPEG sheet, a PNG chart)
+    goes as it is; another (a palette PNG, 16-bit grey) as an RGB PNG of the same pixels."""
+    from ckpt_eval.export.tensorboard_events import COLORSPACE, encoded
+
+    sheet = tmp_path / "sheet.jpg"
+    Image.new("RGB", (30, 20), (200, 40, 10)).save(sheet, quality=95)
+    assert encoded(sheet) == (30, 20, COLORSPACE["RGB"], sheet.read_bytes())
+    palette = Image.new("P", (7, 5), 3)
+    palette.putpalette([0, 0, 0] * 3 + [10, 200, 30])
+    palette.save(tmp_path / "palette.png")
+    width, height, colorspace, data = encoded(tmp_path / "palette.png")
+    assert (width, height, colorspace) == (7, 5, COLORSPACE["RGB"])
+    with Image.open(io.BytesIO(data)) as png:
+        assert (png.format, png.mode) == ("PNG", "RGB")
+        assert np.array_equal(np.asarray(png), np.asarray(palette.convert("RGB")))
 
 
 def test_mlflow_reads_back(
@@ -180,7 +201,7 @@ def test_mlflow_reads_back(
     assert run.info.status == "FINISHED"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"grids", "charts", "recommendation.md", "consolidated_results.json"} <= artifacts
-    assert "grids/grid-001.png" in {a.path for a in client.list_artifacts(run.info.run_id, "grids")}
+    assert "grids/grid-001.jpg" in {a.path for a in client.list_artifacts(run.info.run_id, "grids")}
 
 
 def test_wandb_offline_run_reads_back(run_folder: Path, tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from PIL import Image
 import ckpt_eval.report.grid as grid_module
 from ckpt_eval.analysis.pairing import pairing_keys
 from ckpt_eval.inputs.images import sha256_file
+from ckpt_eval.inputs.manifest import sealed
+from ckpt_eval.jsonio import write_json
 from ckpt_eval.metrics.registry import Quantity, quantities, quantity
 from ckpt_eval.report.grid import (
     SHEET_CELL,
@@ -25,10 +27,13 @@ from ckpt_eval.report.grid import (
     SHEET_ROWS,
     build_grid,
     choose_rows,
+    contact_sheet,
+    contact_sheet_files,
     split_key,
     write_contact_sheets,
 )
-from ckpt_eval.report.previews import Previews
+from ckpt_eval.report.inputs import previews_folder
+from ckpt_eval.report.previews import CELL, PAGE, Previews
 
 BASE = "base-step-000000"
 SCRIPT = "<script>alert(1)</script>"
@@ -200,28 +205,34 @@ def test_contact_sheets_hold_every_row(run, tmp_path: Path, monkeypatch) -> None
     grid = build_grid(run["result"], run["manifests"], limit=1, seed=0)
     assert len(grid.shown) == 1 and len(grid.rows) == 3  # the page shows one, the sheets all
     (tmp_path / "grids").mkdir()
-    (tmp_path / "grids" / "grid-009.png").write_bytes(b"stale")
+    (tmp_path / "grids" / "grid-009.jpg").write_bytes(b"stale")
+    (tmp_path / "grids" / "grid-003.png").write_bytes(b"an earlier version's PNG sheet")
     written = write_contact_sheets(grid, tmp_path / "grids")
-    assert written == ["grids/grid-001.png", "grids/grid-002.png"]
+    assert written == ["grids/grid-001.jpg", "grids/grid-002.jpg"]
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == [
-        "grid-001.png",
-        "grid-002.png",
+        "grid-001.jpg",
+        "grid-002.jpg",
     ]
     first = Image.open(tmp_path / written[0])
-    assert first.width == SHEET_LABEL + 4 * (SHEET_CELL + 6) + 6
-    # the first row's first cell is the base model's image, shrunk into its cell
+    assert first.format == "JPEG" and first.width == SHEET_LABEL + 4 * (SHEET_CELL + 6) + 6
+    # the first row's first cell is the base model's image, shrunk into its cell: exact on the
+    # page drawn, and within JPEG's loss at quality 95 (no chroma subsampling) in the file
     cell = grid.rows[0].cells[0]
     expected = Image.open(cell.path).convert("RGB")
     expected.thumbnail((SHEET_CELL, SHEET_CELL))
-    pasted = first.crop((SHEET_LABEL, 44, SHEET_LABEL + expected.width, 44 + expected.height))
-    assert np.array_equal(np.asarray(pasted), np.asarray(expected))
+    box = (SHEET_LABEL, 44, SHEET_LABEL + expected.width, 44 + expected.height)
+    drawn = contact_sheet(grid, grid.rows[:2])
+    assert np.array_equal(np.asarray(drawn.crop(box)), np.asarray(expected))
+    error = np.asarray(first, np.float64) - np.asarray(drawn, np.float64)
+    assert 10 * np.log10(255.0**2 / np.mean(error**2)) > 40  # PSNR in dB
+    assert all(h == v == 1 for _, h, v, _ in first.layer)  # no chroma subsampling
     # reproducible bytes, drawn one sheet at a time or several at once
     monkeypatch.setattr(grid_module, "SHEET_THREADS", 1)
     again = tmp_path / "again"
-    assert write_contact_sheets(grid, again) == ["again/grid-001.png", "again/grid-002.png"]
-    for name in ("grid-001.png", "grid-002.png"):
+    assert write_contact_sheets(grid, again) == ["again/grid-001.jpg", "again/grid-002.jpg"]
+    for name in ("grid-001.jpg", "grid-002.jpg"):
         assert (again / name).read_bytes() == (tmp_path / "grids" / name).read_bytes()
-    assert (again / "grid-001.png").read_bytes() != (again / "grid-002.png").read_bytes()
+    assert (again / "grid-001.jpg").read_bytes() != (again / "grid-002.jpg").read_bytes()
     # the same bytes from previews made now and from previews kept by an earlier report
     for made_or_kept in ("made", "kept"):
         if made_or_kept == "kept":
@@ -229,10 +240,33 @@ def test_contact_sheets_hold_every_row(run, tmp_path: Path, monkeypatch) -> None
         folder = tmp_path / made_or_kept
         previews = Previews(tmp_path / "previews", run["manifests"].values())
         write_contact_sheets(grid, folder, previews)
-        for name in ("grid-001.png", "grid-002.png"):
+        for name in ("grid-001.jpg", "grid-002.jpg"):
             assert (folder / name).read_bytes() == (again / name).read_bytes()
     assert len(list(previews.folder.iterdir())) == sum(len(r.cells) for r in grid.rows)
     assert SHEET_ROWS == 8  # the module's own value is what the workflow writes
+
+
+def test_the_contact_sheets_job_draws_every_row_from_its_files(run, tmp_path, monkeypatch) -> None:
+    """`contact_sheet_files` as the workflow's job calls it: the result and the sealed manifests
+    read from their files, every row drawn (report.grid_rows only chooses the page's), the
+    cells' previews kept in the run folder, and only previews of its own kind pruned (the
+    report job keeps the page's in the same folder, at the same time)."""
+    monkeypatch.setattr(grid_module, "SHEET_ROWS", 2)
+    write_json(run["result"], tmp_path / "consolidated_results.json")
+    paths = []
+    for name, manifest in run["manifests"].items():
+        paths.append(tmp_path / "manifests" / f"checkpoint_{name}.json")
+        write_json(sealed(dict(manifest)), paths[-1])
+    kept = Previews(previews_folder(tmp_path)).folder
+    kept.mkdir(parents=True)
+    (kept / f"{'0' * 64}-128-q80{PAGE}").write_bytes(b"the page's")
+    (kept / f"{'1' * 64}-{SHEET_CELL}{CELL}").write_bytes(b"no image has it any more")
+    written = contact_sheet_files(tmp_path / "consolidated_results.json", paths, tmp_path / "grids")
+    drawn = write_contact_sheets(build_grid(run["result"], run["manifests"]), tmp_path / "here")
+    assert len(written) == len(drawn) == 2  # three rows, two to a sheet
+    for job, here in zip(written, drawn, strict=True):
+        assert (tmp_path / job).read_bytes() == (tmp_path / here).read_bytes()
+    assert sorted(p.suffix for p in kept.iterdir()) == [PAGE] + [CELL] * 12
 
 
 def test_grid_context_embeds_the_rows_shown(run) -> None:

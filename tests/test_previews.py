@@ -9,7 +9,7 @@ from conftest import refuse_decoding, write_images
 from PIL import Image
 
 from ckpt_eval.inputs.images import sha256_file
-from ckpt_eval.report.previews import Previews
+from ckpt_eval.report.previews import CELL, PAGE, Previews
 
 SIDE = 32
 
@@ -87,10 +87,10 @@ def test_an_edited_image_gets_a_new_preview_and_the_old_one_is_pruned(images, tm
     stale = tmp_path / "previews" / "pillow-0.0-f0" / "x-32.npy"
     stale.parent.mkdir()
     stale.write_bytes(b"x")
-    (second.folder / ".y-32.npy.tmp").write_bytes(b"")
+    (second.folder / ".y-32.npy.a1b2c3.tmp").write_bytes(b"")
     (second.folder / "a folder").mkdir()
     (tmp_path / "previews" / "notes.txt").write_text("mine")
-    assert second.prune() == 4
+    assert second.prune(CELL) == 4
     assert sorted(p.name for p in second.folder.iterdir()) == [
         f"{edited['images'][0]['sha256']}-{SIDE}.npy",
         "a folder",
@@ -116,4 +116,19 @@ def test_a_folder_that_cannot_be_written_leaves_the_previews_unkept(images, tmp_
     assert np.array_equal(np.asarray(made), np.asarray(shrunk_now(paths[0], SIDE)))
     assert previews.jpeg(paths[0], SIDE, 80) == Previews(None).jpeg(paths[0], SIDE, 80)
     assert "previews" in previews.not_kept
-    assert previews.prune() == 0
+    assert previews.prune(CELL) == previews.prune(PAGE) == 0
+
+
+def test_the_two_jobs_prune_only_their_own_kind(images, tmp_path):
+    """The page (PAGE) and the contact sheets (CELL) are jobs that may run at once on the same
+    folder: neither removes what the other has kept or is writing."""
+    paths, manifest = images
+    sheets = Previews(tmp_path / "previews", [manifest])
+    sheets.cell(paths[0], SIDE)
+    page = Previews(tmp_path / "previews", [manifest])
+    page.jpeg(paths[1], SIDE, 80)
+    (page.folder / f".{paths[2].name}-{SIDE}.npy.x1y2z3.tmp").write_bytes(b"")  # being written
+    assert page.prune(PAGE) == 0
+    assert len(list(page.folder.iterdir())) == 3
+    assert sheets.prune(CELL) == 1  # the other job's JPEG stays; the cut write of a cell goes
+    assert sorted(p.suffix for p in page.folder.iterdir()) == [PAGE, CELL]

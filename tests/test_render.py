@@ -550,6 +550,7 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples, monkeypa
         str(out / "report.md"),
         str(out / "report.html"),
         str(out / "plots"),
+        str(out / "grids"),
     )
     names = _charted(result)
     assert {"fid", "kid", "clip", "memorization"} <= set(names)
@@ -565,8 +566,9 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples, monkeypa
     sources = [v for _, k, v in parser.attrs if k == "src"]
     assert len(sources) == len(names) + 6 and all(s.startswith("data:") for s in sources)
     only_own_script(html)
-    # no prompt and position is shared by every checkpoint: no contact sheet, every image listed
-    assert (out / "grids").is_dir() and list((out / "grids").iterdir()) == []
+    # no prompt and position is shared by every checkpoint: no contact sheet to link, every image
+    # listed; the sheets are the contact_sheets job's (tests/test_grid.py)
+    assert not (out / "grids").exists() and "grids/" not in markdown
     assert markdown.count("| step-100 | step-100/img_00") == 3
     # the same as render() on the in-memory objects
     expected_md, expected_html = render(
@@ -590,6 +592,7 @@ def test_render_files_writes_md_html_and_plots(tmp_path: Path, samples, monkeypa
         str(out / "again.md"),
         str(out / "again.html"),
         str(out / "plots"),
+        str(out / "grids"),
     )
     assert (out / "again.html").read_text(encoding="utf-8") == html
 
@@ -646,7 +649,7 @@ def test_grid_has_a_column_per_checkpoint_and_a_row_per_row_shown(samples, tmp_p
     rows.append(_row(BEST, None, 10.0, 31.0, files, ["a cat", SCRIPT, "x"]))
     result = consolidate(rows, config, provenance(config, config_hash(config), EXTRA))
     sheets = write_contact_sheets(build_grid(result, samples, 16, 0), tmp_path / "grids")
-    assert sheets == ["grids/grid-001.png"]
+    assert sheets == ["grids/grid-001.jpg"]
     markdown, html = render(result, config, samples, {}, {}, sheets)
     table = _GridTable()
     table.feed(html)
@@ -655,7 +658,7 @@ def test_grid_has_a_column_per_checkpoint_and_a_row_per_row_shown(samples, tmp_p
     assert [h.split("image")[0] for h in table.heads] == ["a cat", SCRIPT, "x"]
     captions = [v for t, k, v in _parse(html).attrs if k == "data-caption"]
     assert f"step-100 · {SCRIPT} · image 0 · " in "\n".join(captions)
-    assert "![Grid, sheet 1 of 1](grids/grid-001.png)" in markdown
+    assert "![Grid, sheet 1 of 1](grids/grid-001.jpg)" in markdown
     assert "image(s) have no image with the same prompt" not in markdown  # all matched
     # per prompt, each checkpoint's CLIP mean (one image each: no interval)
     assert f"| {_md_escape(SCRIPT)} | 25.00 | 27.00 | 31.00 |" in markdown

@@ -43,8 +43,8 @@ def test_the_report_holds_the_metrics_table_charts_and_evaluation(
     by_file = {Path(path).relative_to("results/t").as_posix(): e for path, e in results.items()}
     charts = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert {"fid.png", "kid.png"} <= set(charts)
-    sheets = sorted(p.name for p in (out / "grids").glob("*.png"))
-    assert sheets == ["grid-001.png"]  # the 5 prompt positions all three checkpoints have
+    sheets = sorted(p.name for p in (out / "grids").glob("*.jpg"))
+    assert sheets == ["grid-001.jpg"]  # the 5 prompt positions all three checkpoints have
     assert set(by_file) == {
         "consolidated_results.json",
         "metrics.csv",
@@ -59,6 +59,7 @@ def test_the_report_holds_the_metrics_table_charts_and_evaluation(
     assert table[0].startswith("rank,name,step") and len(table) == 4  # three checkpoints
     assert by_file["metrics.csv"]["mime_type"] == "text/csv"
     assert all(by_file[f"plots/{c}"]["mime_type"] == "image/png" for c in charts)
+    assert all(by_file[f"grids/{s}"]["mime_type"] == "image/jpeg" for s in sheets)
     # captions from ckpt_eval/report/captions/ (package data), rendered with this run's config
     # and chart names
     assert "One row per checkpoint" in by_file["metrics.csv"]["caption"]
@@ -66,8 +67,8 @@ def test_the_report_holds_the_metrics_table_charts_and_evaluation(
     assert "KID (lower is better)" in by_file["plots/kid.png"]["caption"]
     assert "run <strong>t</strong>" in by_file["report.html"]["caption"]
     assert by_file["plots/fid.png"]["labels"] == {"chart": "fid"}
-    assert "contact sheet grid-001" in by_file["grids/grid-001.png"]["caption"]
-    assert by_file["grids/grid-001.png"]["labels"] == {"sheet": "grid-001"}
+    assert "contact sheet grid-001" in by_file["grids/grid-001.jpg"]["caption"]
+    assert by_file["grids/grid-001.jpg"]["labels"] == {"sheet": "grid-001"}
     categories = embedded(report, "categories")
     assert set(categories) == {"Evaluation"}
     assert set(categories["Evaluation"]) == {"Report", "Metrics", "Charts", "Results", "Grids"}

@@ -436,7 +436,8 @@ KILLED_JOBS = {
     "features": (["inception_checkpoint", "inception_real"], "features/inception_*.log", 3.0),
     "metrics": (["metrics_checkpoint"], "metrics/*.log", 1.0),
     "consolidate": (["consolidate"], "consolidate.log", 1.0),
-    "report": (["report"], "report.log", 2.0),
+    # the page and the contact sheets run at once, after consolidate
+    "report": (["report", "contact_sheets"], "report.log", 2.0),
 }
 KILL_SEED = 17
 

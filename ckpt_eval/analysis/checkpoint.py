@@ -248,15 +248,29 @@ def load_extracted(
 
 
 def checkpoint_metrics(
-    inputs: Any, settings: dict[str, Any], workflow_dir: str | None = None
+    inputs: Any, settings: dict[str, Any], workflow_dir: str | None = None, processes: int = 1
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Load and check the cached files of one checkpoint, then evaluate it.
 
     `inputs` maps manifest, real_manifest, pairs and each extractor's `<key>` / `<key>_real`
     feature files to paths (the Snakemake rule's input, `feature_paths`); `settings` is
     `analysis_settings(config)`; `workflow_dir` the workflow's folder, whose commit `made_by`
-    records. Returns the result as the documented JSON and the bootstrap replicates.
+    records; `processes` the CPUs the job was given (config `metrics_threads`). Returns the
+    result as the documented JSON and the bootstrap replicates.
+
+    Linear algebra runs on one thread whatever the job's CPUs: the numbers are then the bits
+    of a one-CPU job, and the CPUs go to processes that split the bootstrap (`ckpt_eval.forked`)
+    rather than to BLAS threads, which on these small matrices cost more than they give.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _checkpoint_metrics(inputs, settings, workflow_dir, processes)
+
+
+def _checkpoint_metrics(
+    inputs: Any, settings: dict[str, Any], workflow_dir: str | None, processes: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     with phase("read"):
         manifest = read_manifest(inputs.manifest)
         real_manifest = read_manifest(inputs.real_manifest)
@@ -292,6 +306,7 @@ def checkpoint_metrics(
         features=features,
         real_features=real_features,
         status=status,
+        processes=processes,
     )
     result, replicates = evaluate(data, result)
     result.made_by = made_by(settings, metas["inception"], metas["clip"], workflow_dir)

@@ -16,6 +16,7 @@ from typing import Any
 from ckpt_eval.inputs.steps import scale_text, split_candidate
 from ckpt_eval.jsonio import read_json
 from ckpt_eval.metrics.registry import quantities
+from ckpt_eval.report.grid import SHEET_GLOB
 from ckpt_eval.report.prose import recommendation_summary
 
 PREFIX = "ckpt-eval/"
@@ -39,7 +40,7 @@ class ExportFacts:
     points: tuple[Point, ...]  # in training order (several at one step in a strength sweep)
     skipped: tuple[str, ...]  # checkpoints with no position on the axis: no scalars
     recommendation: dict[str, Any]  # checkpoint, step, summary, reasons
-    images: tuple[tuple[str, Path], ...]  # (tag, PNG file)
+    images: tuple[tuple[str, Path], ...]  # (tag, image file: JPEG sheets, PNG charts)
     result_path: Path
 
     @property
@@ -92,12 +93,15 @@ def scalars(row: dict[str, Any]) -> dict[str, float]:
 
 
 def images(grids_dir: str | Path, plots_dir: str | Path) -> tuple[tuple[str, Path], ...]:
-    """The grids' contact sheets (results/<run>/grids/*.png, when the report has them) and the
-    charts (results/<run>/plots/*.png), tagged `grids/<name>` and `charts/<name>`."""
+    """The grids' contact sheets (results/<run>/grids/grid-*.jpg, when the report has them) and
+    the charts (results/<run>/plots/*.png), tagged `grids/<name>` and `charts/<name>`."""
     found = []
-    for kind, folder in (("grids", Path(grids_dir)), ("charts", Path(plots_dir))):
+    for kind, folder, pattern in (
+        ("grids", Path(grids_dir), SHEET_GLOB),
+        ("charts", Path(plots_dir), "*.png"),
+    ):
         if folder.is_dir():
-            found += [(f"{kind}/{p.stem}", p) for p in sorted(folder.glob("*.png"))]
+            found += [(f"{kind}/{p.stem}", p) for p in sorted(folder.glob(pattern))]
     return tuple(found)
 
 

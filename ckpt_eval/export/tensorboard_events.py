@@ -40,7 +40,7 @@ def write(facts: ExportFacts, folder: Path) -> None:
         add(point.step, summary_pb2.Summary(value=values))
     add(facts.last_step, text_pb(RECOMMENDATION_TAG, facts.markdown()))
     for tag, path in facts.images:
-        width, height, colorspace, data = png(path)
+        width, height, colorspace, data = encoded(path)
         picture = summary_pb2.Summary.Image(
             height=height, width=width, colorspace=colorspace, encoded_image_string=data
         )
@@ -51,9 +51,10 @@ def write(facts: ExportFacts, folder: Path) -> None:
     writer.close()
 
 
-def png(path: Path) -> tuple[int, int, int, bytes]:
-    """Width, height, colorspace and PNG bytes of an image: the file as it is, or converted to
-    RGB when its mode (a palette, 16-bit grey) is not one TensorBoard's summary names."""
+def encoded(path: Path) -> tuple[int, int, int, bytes]:
+    """Width, height, colorspace and encoded bytes of an image: the file as it is (a PNG chart,
+    a JPEG contact sheet: TensorBoard shows either), or converted to an RGB PNG when its mode (a
+    palette, 16-bit grey) is not one TensorBoard's summary names."""
     with Image.open(path) as image:
         if image.mode in COLORSPACE:
             return image.width, image.height, COLORSPACE[image.mode], path.read_bytes()

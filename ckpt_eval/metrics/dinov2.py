@@ -100,7 +100,7 @@ def _replicates(data: CheckpointData, counts: np.ndarray) -> dict[str, np.ndarra
     real, fake = _sets(data)
     _, nearest = nearest_real(fake, real)
     return {
-        "fd_dinov2": fid_replicates(*statistics(real), fake, counts),
+        "fd_dinov2": fid_replicates(*statistics(real), fake, counts, data.processes),
         "kd_dinov2": kid_replicates(real, fake, counts),
         "dino_nearest": mean_replicates(nearest, counts),
     }

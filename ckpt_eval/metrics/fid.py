@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ckpt_eval.features.inception_id import DIM
+from ckpt_eval.forked import map_rows
 from ckpt_eval.metrics.registry import CheckpointData, Measure, Notice, Outcome, Quantity
 
 
@@ -91,7 +92,11 @@ def frechet_distance_to_rows(mu1: np.ndarray, sigma1: np.ndarray, rows: np.ndarr
 
 
 def fid_replicates(
-    real_mean: np.ndarray, real_cov: np.ndarray, fake: np.ndarray, counts: np.ndarray
+    real_mean: np.ndarray,
+    real_cov: np.ndarray,
+    fake: np.ndarray,
+    counts: np.ndarray,
+    processes: int = 1,
 ) -> np.ndarray:
     """FID of the real statistics against each weighted resample of `fake` (rows of counts).
 
@@ -102,7 +107,8 @@ def fid_replicates(
     centred, weighted rows Y (so C = Y^T Y), the nonzero eigenvalues of C_r C equal those of the
     small n x n matrix Y C_r Y^T, so tr sqrt(C_r C) is the sum of their square roots; and
     Y C_r Y^T follows from one precomputed H = Z C_r Z^T (Z the centred samples) by rank-one
-    corrections.
+    corrections. Each row is computed alone from H, so they are split over `processes`
+    (`ckpt_eval.forked`) with the same bits for any number.
     """
     x = np.asarray(fake, np.float64)
     centre = x.mean(axis=0)
@@ -112,20 +118,24 @@ def fid_replicates(
     offset = centre - np.asarray(real_mean, np.float64)
     trace_real = float(np.trace(real_cov))
     sq_norms = np.einsum("ij,ij->i", z, z)
-    out = np.empty(len(counts))
-    for b, c in enumerate(np.asarray(counts, np.float64)):
-        keep = np.flatnonzero(c)
-        ck, hk, total = c[keep], h[np.ix_(keep, keep)], c.sum()
-        m = ck @ z[keep] / total  # resample mean minus centre
-        hc = hk @ ck / total  # Z C_r m, on the kept rows
-        mcm = ck @ hc / total  # m^T C_r m
-        s = np.sqrt(ck / (total - 1.0))
-        core = (hk - hc[:, None] - hc[None, :] + mcm) * s[:, None] * s[None, :]
-        cross = sqrt_eigen_sum(core)
-        trace_fake = (ck @ sq_norms[keep] - total * (m @ m)) / (total - 1.0)
-        diff = offset + m
-        out[b] = max(diff @ diff + trace_real + trace_fake - 2.0 * cross, 0.0)
-    return out
+
+    def rows(chunk: np.ndarray) -> np.ndarray:
+        out = np.empty(len(chunk))
+        for b, c in enumerate(chunk):
+            keep = np.flatnonzero(c)
+            ck, hk, total = c[keep], h[np.ix_(keep, keep)], c.sum()
+            m = ck @ z[keep] / total  # resample mean minus centre
+            hc = hk @ ck / total  # Z C_r m, on the kept rows
+            mcm = ck @ hc / total  # m^T C_r m
+            s = np.sqrt(ck / (total - 1.0))
+            core = (hk - hc[:, None] - hc[None, :] + mcm) * s[:, None] * s[None, :]
+            cross = sqrt_eigen_sum(core)
+            trace_fake = (ck @ sq_norms[keep] - total * (m @ m)) / (total - 1.0)
+            diff = offset + m
+            out[b] = max(diff @ diff + trace_real + trace_fake - 2.0 * cross, 0.0)
+        return out
+
+    return map_rows(rows, np.asarray(counts, np.float64), processes)
 
 
 def _compute(data: CheckpointData) -> Outcome:
@@ -139,7 +149,8 @@ def _compute(data: CheckpointData) -> Outcome:
 
 
 def _replicates(data: CheckpointData, counts: np.ndarray) -> dict[str, np.ndarray]:
-    return {"fid": fid_replicates(*(data.real_stats or statistics(data.real)), data.fake, counts)}
+    stats = data.real_stats or statistics(data.real)
+    return {"fid": fid_replicates(*stats, data.fake, counts, data.processes)}
 
 
 def _describe(config: Any) -> list[tuple[str, str]]:

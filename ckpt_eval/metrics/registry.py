@@ -123,6 +123,9 @@ class CheckpointData:
     features: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
     real_features: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
     status: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # processes the job may fork for loops of independent rows (`ckpt_eval.forked`: the FID
+    # replicates); the numbers are the same bits for any number
+    processes: int = 1
 
     def missing(
         self, extractor: str, label: str, arrays: tuple[str, ...], real: bool = False

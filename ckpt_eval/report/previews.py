@@ -17,14 +17,16 @@ invalidate it; a preview is kept only if the file still has that sha256 when it 
   (`atomic_write`), but a power cut can, as previews are written without fsync (a thousand
   fsyncs would cost a fresh run seconds for files that are checked when read anyway).
 - After a report is written, the previews it did not use are removed (`prune`): the folder
-  holds what the current report shows, not every image a run ever had.
+  holds what the current report shows, not every image a run ever had. The page and the contact
+  sheets are two jobs that may run at once, so each prunes only its own kind (`CELL`, `PAGE`).
 - A preview that cannot be written (a read-only folder, a full disk) is used without being
-  kept; the report job's log says so once. The report is the same either way.
+  kept; the job's log says so once (`warn_not_kept`). The report is the same either way.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -43,6 +45,8 @@ VERSION_PREFIX = "pillow-"  # results/<run>/previews/pillow-<version>-<FORMAT>/
 FORMAT = "f1"
 UNREADABLE = (OSError, ValueError, EOFError)
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"  # a whole JPEG begins and ends with these
+CELL = ".npy"  # how a contact sheet's cell is kept: its pixels (the contact_sheets job's kind)
+PAGE = ".jpg"  # how a page thumbnail is kept: its JPEG bytes (the report job's kind)
 T = TypeVar("T")
 
 
@@ -70,6 +74,14 @@ def _read_pixels(kept: Path) -> Image.Image | None:
 def _read_jpeg(kept: Path) -> bytes | None:
     data = kept.read_bytes()
     return data if data[:2] == JPEG_START and data[-2:] == JPEG_END else None
+
+
+def _of_kind(name: str, kind: str) -> bool:
+    """A preview of `kind`, or the temporary file of a killed write of one
+    (`.<name>.<random>.tmp`, `ckpt_eval.atomic`)."""
+    if name.startswith(".") and name.endswith(".tmp"):
+        name = name[1:].rsplit(".", 2)[0]
+    return name.endswith(kind)
 
 
 class Previews:
@@ -138,7 +150,7 @@ class Previews:
         """A contact sheet's cell: the image shrunk to `side`, the same pixels kept or not."""
         return self._made_or_kept(
             path,
-            f"{side}.npy",
+            f"{side}{CELL}",
             _read_pixels,
             lambda: shrink(path, side),
             lambda handle, image: np.save(handle, np.asarray(image), allow_pickle=False),
@@ -153,7 +165,7 @@ class Previews:
             return known
         data = self._made_or_kept(
             path,
-            f"{side}-q{quality}.jpg",
+            f"{side}-q{quality}{PAGE}",
             _read_jpeg,
             lambda: jpeg_bytes(shrink(path, side), quality),
             lambda handle, made: handle.write(made),
@@ -162,9 +174,10 @@ class Previews:
             self._jpegs[key] = data
         return data
 
-    def prune(self) -> int:
-        """Remove the previews this report did not use (and the folders of other Pillow versions
-        or formats, once empty); how many files were removed. Only this module's folders are
+    def prune(self, kind: str) -> int:
+        """Remove the previews of `kind` (CELL or PAGE) that this job did not use, the temporary
+        files of killed writes of that kind included, and the folders of other Pillow versions
+        or formats once empty; how many files were removed. Only this module's folders are
         looked in, and a file that cannot be removed is left."""
         if self.folder is None or not self.folder.parent.is_dir():
             return 0
@@ -174,6 +187,8 @@ class Previews:
                 continue
             for kept in version.iterdir():
                 if kept in self._used or not kept.is_file():
+                    continue
+                if not _of_kind(kept.name, kind):
                     continue
                 try:
                     kept.unlink()
@@ -186,3 +201,12 @@ class Previews:
                 except OSError:
                     pass
         return removed
+
+    def warn_not_kept(self, job: str) -> None:
+        """Say once, in the job's log, that some previews were used without being kept."""
+        if self.not_kept:
+            print(
+                f"ckpt-eval: some previews could not be kept ({self.not_kept}); the {job} is "
+                "complete, the next one shrinks those images again.",
+                file=sys.stderr,
+            )

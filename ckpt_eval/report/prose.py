@@ -411,7 +411,7 @@ def grid_text(
         )
     if sheets:
         span = sheets[0] if len(sheets) == 1 else f"{sheets[0]} to {sheets[-1]}"
-        text += f" Every row is in the PNG contact sheets {span}."
+        text += f" Every row is in the contact sheets {span}."
     return text
 
 

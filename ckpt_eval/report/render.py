@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +21,12 @@ import jinja2
 from ckpt_eval.analysis.bootstrap import MIN_IMAGES
 from ckpt_eval.analysis.consolidate import is_sweep
 from ckpt_eval.atomic import write_bytes, write_text
-from ckpt_eval.caches import PREVIEWS
 from ckpt_eval.features.extractors import CLIP_MAX_TOKENS
 from ckpt_eval.metrics.registry import Quantity, quantities
 from ckpt_eval.report.charts import metric_chart
-from ckpt_eval.report.grid import (
-    build_grid,
-    ordered_columns,
-    score_text,
-    sheet_files,
-    write_contact_sheets,
-)
-from ckpt_eval.report.previews import Previews
+from ckpt_eval.report.grid import build_grid, ordered_columns, score_text, sheet_files
+from ckpt_eval.report.inputs import previews_folder, report_inputs
+from ckpt_eval.report.previews import PAGE, Previews
 from ckpt_eval.report.prose import (
     grid_text,
     insights,
@@ -337,39 +329,24 @@ def render_files(
     out_md: str,
     out_html: str,
     plots_dir: str,
-    grids_dir: str | None = None,
+    grids_dir: str,
 ) -> None:
-    """Both reports, the charts (`plots_dir`) and the grid's contact sheets (`grids_dir`, by
-    default `grids/` beside the reports); the images' previews are kept in `previews/` beside
-    the reports (`ckpt_eval.report.previews`)."""
-    from ckpt_eval.inputs.manifest import read_manifest
-    from ckpt_eval.jsonio import read_json
+    """Both reports and the charts (`plots_dir`), linking the grid's contact sheets in
+    `grids_dir` by name (the contact_sheets job draws them, `grid.contact_sheet_files`); the
+    page's image previews are kept in the run folder's previews (`ckpt_eval.report.inputs`)."""
     from ckpt_eval.timing import phase
 
-    result = read_json(result_path)
-    manifests = {m["name"]: m for m in (read_manifest(p) for p in manifest_paths)}
+    result, manifests = report_inputs(result_path, manifest_paths)
     grid = build_grid(result, manifests, config["report"]["grid_rows"], config["seed"])
-    folder = grids_dir or Path(out_md).parent / "grids"
-    previews = Previews(Path(out_md).parent / PREVIEWS, manifests.values())
-    # The sheets are drawn beside the charts and the page: those hold the GIL, the sheets'
-    # decoding and compressing do not, and on two CPUs the sheets' time was most of the job's.
-    with ThreadPoolExecutor(max_workers=1) as beside:
-        drawn = beside.submit(write_contact_sheets, grid, folder, previews)
-        with phase("charts"):
-            pngs = charts(result)
-            files = write_charts(pngs, plots_dir)
-        with phase("render"):
-            markdown, html = render(
-                result, config, manifests, pngs, files, sheet_files(grid, folder), previews
-            )
-        with phase("grids"):  # what is left of the sheets once the page is made
-            drawn.result()
+    previews = Previews(previews_folder(Path(out_md).parent), manifests.values())
+    with phase("charts"):
+        pngs = charts(result)
+        files = write_charts(pngs, plots_dir)
+    with phase("render"):
+        markdown, html = render(
+            result, config, manifests, pngs, files, sheet_files(grid, grids_dir), previews
+        )
     write_text(out_md, markdown)
     write_text(out_html, html)
-    previews.prune()
-    if previews.not_kept:
-        print(
-            f"ckpt-eval: some previews could not be kept ({previews.not_kept}); the report is "
-            "complete, the next one shrinks those images again.",
-            file=sys.stderr,
-        )
+    previews.prune(PAGE)
+    previews.warn_not_kept("report")

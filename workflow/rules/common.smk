@@ -32,7 +32,7 @@ WORKFLOW_DIR = str(workflow.basedir)
 CAPTIONS = str(importlib.resources.files("ckpt_eval.report") / "captions")
 OUT = f"results/{config['run']}"
 LOGS = f"{OUT}/logs"
-# the prompt x checkpoint grids' contact sheets (*.png), which the export sends to the trackers
+# the prompt x checkpoint grids' contact sheets (grid-*.jpg), which the export sends to the trackers
 GRIDS = f"{OUT}/grids"
 ENV = "../../envs/ckpt-eval.yaml"
 EXTENSIONS = config["samples"]["extensions"]
@@ -149,8 +149,9 @@ def checkpoint_seeds(wildcards):
 
 
 def grid_outputs(wildcards):
-    """The prompt x checkpoint grids (results/<run>/grids/*.png) when a rule of the workflow
-    makes them, so the export waits for them; the job reads whatever PNGs that folder has.
+    """The prompt x checkpoint grids (results/<run>/grids/grid-*.jpg) when a rule of the
+    workflow makes them, so the export waits for them; the job reads whatever sheets that folder
+    has.
     """
     return [
         str(path)

@@ -12,6 +12,8 @@ rule metrics_checkpoint:
         f"{LOGS}/metrics/{{ckpt}}.log",
     conda:
         ENV
+    # the bootstrap replicates are split over these CPUs, with the same bits for any number
+    threads: config["metrics_threads"]
     params:
         settings=ANALYSIS,
         workflow_dir=WORKFLOW_DIR,

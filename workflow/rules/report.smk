@@ -32,6 +32,7 @@ rule consolidate:
         "../../scripts/consolidate.py"
 
 
+# The page: report.md and the self-contained report.html, and the charts.
 rule report:
     input:
         json=f"{OUT}/consolidated_results.json",
@@ -52,20 +53,36 @@ rule report:
             subcategory="Charts",
             labels={"chart": "{name}"},
         ),
-        # the full prompt x checkpoint grid, grid-001.png, ...: a stable path (trackers export it)
-        grids=report(
-            directory(GRIDS),
-            patterns=["{name}.png"],
-            caption=f"{CAPTIONS}/grids.rst",
-            category="Evaluation",
-            subcategory="Grids",
-            labels={"sheet": "{name}"},
-        ),
     log:
         f"{LOGS}/report.log",
     conda:
         ENV
     params:
         report=config["report"],
+        # the contact sheets it links by name: drawn beside it by `contact_sheets`, not before
+        grids=GRIDS,
     script:
         "../../scripts/report.py"
+
+
+# The full prompt x checkpoint grid, grid-001.jpg, ...: a stable path (trackers export it).
+# Nothing of the config changes a sheet (report.grid_rows only chooses the page's rows).
+rule contact_sheets:
+    input:
+        json=f"{OUT}/consolidated_results.json",
+        manifests=per_checkpoint(f"{OUT}/manifests/checkpoint_{{ckpt}}.json"),
+    output:
+        grids=report(
+            directory(GRIDS),
+            patterns=["{name}.jpg"],
+            caption=f"{CAPTIONS}/grids.rst",
+            category="Evaluation",
+            subcategory="Grids",
+            labels={"sheet": "{name}"},
+        ),
+    log:
+        f"{LOGS}/contact_sheets.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/contact_sheets.py"
