@@ -43,8 +43,8 @@ COLUMN_NOTES = {
     "bootstrap": "the bootstrap intervals",
     "charts": "the report's charts drawn",
     "render": "the report's Markdown and HTML, thumbnails included",
-    "grids": "the grid's contact sheets still being drawn once the page is made (they are drawn "
-    "beside the charts and the page)",
+    "grids": "the grid's contact sheets drawn (their own job, `contact_sheets`, runs beside "
+    "the report's)",
     "write": "feature files written",
     "other work": "the rest of the job's work (reading inputs, writing its outputs)",
 }

@@ -354,3 +354,37 @@ def test_a_network_without_an_eager_copy_is_recorded_and_its_torchscript_used(
     net, digest, which = feature_jobs._network(None, path, CPU)
     assert which == "TorchScript" and digest == BUNDLED_SHA256
     assert isinstance(net, torch.jit.ScriptModule)
+
+
+def test_a_job_that_decoded_ahead_writes_the_features_of_one_that_did_not(
+    tmp_path: Path, pinned_images: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Inception job decodes its first images while torch is imported
+    (`ckpt_eval.extract.predecode`); its feature file is the one of a job that decoded them all
+    between forward passes. (torch is imported already in this process: loading the network is
+    made slow instead, so that the child has the time.)"""
+    import time
+
+    from ckpt_eval.extract import feature_jobs, predecode
+    from ckpt_eval.features.cache import load_features
+    from ckpt_eval.inputs.images import sha256_file
+    from ckpt_eval.inputs.manifest import sealed
+    from ckpt_eval.jsonio import write_json
+
+    images = [{"file": p.name, "path": str(p), "sha256": sha256_file(p)} for p in pinned_images]
+    manifest = tmp_path / "manifest.json"
+    write_json(sealed({"name": "pinned", "images": images}), manifest)
+    network = feature_jobs._network
+    monkeypatch.setattr(feature_jobs, "_network", lambda *a: (time.sleep(1.0), network(*a))[1])
+    taken = []
+    stop = predecode.Predecoded.stop
+    monkeypatch.setattr(
+        predecode.Predecoded, "stop", lambda self: taken.append(stop(self)) or taken[-1]
+    )
+    feature_jobs.inception_features(manifest, tmp_path / "ahead.npz", None, "cpu", 3, 0)
+    assert len(taken[0]) == len(pinned_images)  # all decoded ahead, and used
+    monkeypatch.setattr(predecode, "can_fork", lambda: False)
+    feature_jobs.inception_features(manifest, tmp_path / "inline.npz", None, "cpu", 3, 0)
+    assert taken[-1] == {}
+    (ahead, _), (inline, _) = (load_features(tmp_path / f"{n}.npz") for n in ("ahead", "inline"))
+    assert np.array_equal(ahead["inception"], inline["inception"])

@@ -86,37 +86,46 @@ def inception_features(
     and more images than that, the file keeps a seeded subset of the rows and the float64 mean
     and covariance of all of them, accumulated while extracting (`ckpt_eval.features.moments`).
     `network_file`: the run's network (`inception_network`), loaded in a few milliseconds where
-    checking, loading and folding the weights file takes a second."""
-    with phase("import torch"):
-        import torch
-
-        from ckpt_eval.extract import inception
-        from ckpt_eval.extract.device import resolve_device
+    checking, loading and folding the weights file takes a second. The first images are decoded
+    while torch is imported (`ckpt_eval.extract.predecode`), unless the job runs on a GPU."""
+    from ckpt_eval.extract.predecode import Predecoded
 
     manifest = read_manifest(manifest_path)
-    device = resolve_device(device_name)
-    path = inception.weights_path(weights)
-    with phase("weights"):
-        net, digest, network = _network(weights, network_file, device)
     paths = [image["path"] for image in manifest["images"]]
-    keep = kept_rows(len(paths), max_rows, seed)
-    workers = inception.decode_workers(num_workers, device)
-    log.info(
-        "inception %s: %d images on %s, %d torch threads, batch %d, %d decode workers "
-        "(num_workers %d), %s network",
-        manifest["name"],
-        len(paths),
-        device,
-        torch.get_num_threads(),
-        batch_size,
-        workers,
-        num_workers,
-        network,
-    )
-    with phase("extract"):
-        streamed = inception.extract_streamed(
-            paths, net, device, keep, batch_size, workers, desc=f"inception {manifest['name']}"
+    gpu = device_name.startswith(("cuda", "mps"))
+    with Predecoded([] if gpu else paths) as ahead:
+        with phase("import torch"):
+            import torch
+
+            from ckpt_eval.extract import inception
+            from ckpt_eval.extract.device import resolve_device
+
+        device = resolve_device(device_name)
+        path = inception.weights_path(weights)
+        with phase("weights"):
+            net, digest, network = _network(weights, network_file, device)
+        keep = kept_rows(len(paths), max_rows, seed)
+        workers = inception.decode_workers(num_workers, device)
+        log.info(
+            "inception %s: %d images on %s, %d torch threads, batch %d, %d decode workers "
+            "(num_workers %d), %s network",
+            manifest["name"],
+            len(paths),
+            device,
+            torch.get_num_threads(),
+            batch_size,
+            workers,
+            num_workers,
+            network,
         )
+        with phase("extract"):
+            ready = ahead.stop()
+            if workers:  # DataLoader workers (spare CPUs, a GPU) decode on their own
+                ready = {}
+            name = f"inception {manifest['name']}"
+            streamed = inception.extract_streamed(
+                paths, net, device, keep, batch_size, workers, name, ready
+            )
     meta = {
         "set": manifest["name"],
         "extractor": inception.EXTRACTOR_ID,

@@ -14,18 +14,18 @@ dropped, with its measurements, is in the bench.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
-from cleanfid.resize import make_resizer
 from tqdm import tqdm
 
 from ckpt_eval import cpus
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract.inception_eager import fast_copy, input_format
+from ckpt_eval.extract.resize import network_input
 from ckpt_eval.features.inception_id import (
     BUNDLED_SHA256,
     DIM,
@@ -36,7 +36,7 @@ from ckpt_eval.features.inception_id import (
     weights_path,
 )
 from ckpt_eval.features.moments import StreamedSet, stream_rows
-from ckpt_eval.inputs.images import load_rgb, sha256_file
+from ckpt_eval.inputs.images import sha256_file
 
 __all__ = [
     "BUNDLED_SHA256",
@@ -91,27 +91,25 @@ def load_inception(path: Path, device: torch.device) -> tuple[torch.nn.Module, s
 
 
 class CleanResizeDataset(torch.utils.data.Dataset):
-    """Read, decode, clean-resize and normalise one image, in a DataLoader worker.
+    """Read, decode, clean-resize and normalise one image (`resize.network_input`), in a
+    DataLoader worker or between forward passes; `ready` holds images already made so
+    (`predecode.Predecoded`, while torch was imported).
 
     Returns 299x299x3 (HWC, as the resize leaves it): stacked into a batch and permuted, that is
-    the channels-last layout the network runs in, so no transpose copy is made per image. The
-    normalisation (x - 128) / 128 is exact in float32 (a subtraction, then a division by a power
-    of two), so doing it here rather than on the batch gives the same bits and leaves the main
-    process nothing to do but the forward pass.
+    the channels-last layout the network runs in, so no transpose copy is made per image, and
+    the main process has nothing to do but the forward pass.
     """
 
-    def __init__(self, paths: Sequence[str | Path]):
+    def __init__(self, paths: Sequence[str | Path], ready: Mapping[int, np.ndarray] | None = None):
         self.paths = [str(p) for p in paths]
-        self.resize = make_resizer("PIL", False, "bicubic", (299, 299))
+        self.ready = dict(ready or {})
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        hwc = np.ascontiguousarray(self.resize(load_rgb(self.paths[index])), dtype=np.float32)
-        hwc -= np.float32(128.0)
-        hwc /= np.float32(128.0)
-        return torch.from_numpy(hwc)
+        made = self.ready.pop(index, None)  # each image is taken once: drop it from here then
+        return torch.from_numpy(made if made is not None else network_input(self.paths[index]))
 
 
 def decode_workers(requested: int, device: torch.device) -> int:
@@ -203,8 +201,11 @@ def extract_streamed(
     batch_size: int = 32,
     num_workers: int = 2,
     desc: str = "inception",
+    ready: Mapping[int, np.ndarray] | None = None,
 ) -> StreamedSet:
     """The rows in `keep` (None = all) and, when not all are kept, the float64 mean and
-    covariance of all of them, accumulated batch by batch (see `ckpt_eval.features.moments`)."""
-    batches = forward_batches(CleanResizeDataset(paths), net, device, batch_size, num_workers, desc)
+    covariance of all of them, accumulated batch by batch (see `ckpt_eval.features.moments`);
+    `ready`: images already made for the network, by index (`CleanResizeDataset`)."""
+    dataset = CleanResizeDataset(paths, ready)
+    batches = forward_batches(dataset, net, device, batch_size, num_workers, desc)
     return stream_rows(batches, DIM, keep)

@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir)))
 from ckpt_eval.caches import remove_damaged, unwritable
 from ckpt_eval.config import validate_config
 from ckpt_eval.run_record import check_run_data, record_run_data, run_data
-from ckpt_eval.scheduler_exit import cancel_reevaluation_timers
+from ckpt_eval.scheduler_exit import cancel_reevaluation_timers, collect_nothing_at_exit
 from ckpt_eval.inputs.discover import (
     check_distinct_names,
     check_separate_folders,
@@ -211,7 +211,11 @@ onstart:
 
 
 # The process ends with its run, not when Snakemake's last job-rate timer fires up to a second
-# later (ckpt_eval/scheduler_exit.py).
+# later, nor after the collector has walked its heap (ckpt_eval/scheduler_exit.py).
+if workflow.is_main_process:
+    collect_nothing_at_exit()
+
+
 onsuccess:
     cancel_reevaluation_timers(workflow.scheduler)
 
