@@ -6,18 +6,22 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from ckpt_eval.errors import CkptEvalError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
 def _with_defaults(validator_class: type) -> type:
     """Extend a validator so that it fills schema defaults, nested objects included."""
+    import jsonschema  # here: the jobs that only hash a config (provenance) skip its import
+
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -42,8 +46,10 @@ def _key_name(error: jsonschema.ValidationError) -> str:
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    # libyaml's loader where PyYAML has it (every snakemake command reads this file)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=loader)  # noqa: S506 (a safe loader)
 
 
 def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -59,6 +65,8 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
         if ranking["preset"] in PRESETS:  # an unknown one is named by the schema below
             ranking["weights"] = preset_weights(ranking["preset"])
     schema = load_schema(schema_path)
+    import jsonschema
+
     validator = _with_defaults(jsonschema.Draft7Validator)(schema)
     for _ in range(2):
         errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))

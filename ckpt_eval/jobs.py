@@ -20,8 +20,9 @@ def run_job(snakemake: Any, body: Callable[[Any], None], torch_job: bool = False
     A CkptEvalError is the user's to fix: its message goes to the log and the terminal, once,
     without a traceback (set CKPT_EVAL_DEBUG=1 to see it). Anything else is a bug: traceback.
     `torch_job` (the jobs that load torch): freed memory is kept for the next batch
-    (`ckpt_eval.allocator`), and a successful job's process ends right away, see
-    `end_process`. A successful job's log ends with its timing line (`ckpt_eval.timing`).
+    (`ckpt_eval.allocator`). A successful job's log ends with its timing line
+    (`ckpt_eval.timing`), and its process ends right away (`end_process`) when it runs as a
+    Snakemake script (a body run from elsewhere, as in the tests, returns).
     """
     body_start = time.time()
     log_path = snakemake.log[0] if snakemake.log else None
@@ -57,7 +58,7 @@ def run_job(snakemake: Any, body: Callable[[Any], None], torch_job: bool = False
         if handle:
             sys.stderr = terminal
             handle.close()
-    if torch_job:
+    if torch_job or _script_start() is not None:
         end_process()
 
 
@@ -71,10 +72,12 @@ def end_process() -> None:
     """End a finished job's process without the interpreter's teardown.
 
     With torch loaded, Python's exit (freeing the network and torch's modules, joining its
-    thread pools) takes ~0.5 s, as long as a small checkpoint's metrics job: on the path from
-    adding a checkpoint to its report that is time spent on nothing (bench figure 3). Every
-    output is written and closed by now (atomically renamed files), the log handle is closed;
-    the standard streams are flushed here.
+    thread pools) takes ~0.5 s, as long as a small checkpoint's metrics job; without it, numpy,
+    matplotlib and the rest still take tens of milliseconds, and Snakemake starts the next job
+    only once this process is gone: on the path from adding a checkpoint to its report that is
+    time spent on nothing (bench figure 3). Every output is written and closed by now
+    (atomically renamed files), thread pools and forked children are joined, the log handle is
+    closed; the standard streams are flushed here.
     """
     logging.shutdown()
     sys.stdout.flush()

@@ -10,7 +10,7 @@ from ckpt_eval.jsonio import write_json
 
 def main(smk) -> None:
     manifest = build_manifest(
-        smk.params.name, smk.params.images, smk.params.root, smk.params.on_bad_image
+        smk.params.name, smk.params.images, smk.params.root, smk.params.on_bad_image, smk.threads
     )
     write_json(manifest, smk.output[0])
 

@@ -119,6 +119,24 @@ def test_bad_image_with_skip_policy_is_listed_and_rest_kept(
     assert "0 bytes" in skipped[empty]
 
 
+def test_on_threads_the_manifest_and_the_first_bad_image_are_the_same(
+    samples: tuple[Path, list[Path]],
+) -> None:
+    root, paths = samples
+    more = [
+        write_png(root / "step-100" / f"m{i:02d}.png", (30, 20), "RGB", 10 + i) for i in range(20)
+    ]
+    bad = add_bad(root)
+    empty = root / "step-100" / "0-empty.png"  # sorted first: the error names it
+    empty.write_bytes(b"")
+    every = [*paths, *more, bad, empty]
+    one = build_manifest("step-100", every, root, on_bad_image="skip")
+    assert build_manifest("step-100", every, root, on_bad_image="skip", threads=3) == one
+    for threads in (1, 3):
+        with pytest.raises(CkptEvalError, match="0-empty.png"):
+            build_manifest("step-100", every, root, threads=threads)
+
+
 def test_all_bad_raises_even_when_skipping(tmp_path: Path) -> None:
     root = tmp_path / "samples"
     (root / "step-1").mkdir(parents=True)

@@ -18,8 +18,7 @@ from ckpt_eval.analysis.significance import (
     tiers,
 )
 from ckpt_eval.atomic import atomic_write
-from ckpt_eval.generate.plan import BASELINE
-from ckpt_eval.inputs.steps import parse_position
+from ckpt_eval.inputs.steps import BASELINE, parse_position
 from ckpt_eval.metrics.registry import Notice, anchor, lookup, quantities
 from ckpt_eval.provenance import group_made_by
 from ckpt_eval.report.prose import notice_text, overfitting_text, reasons

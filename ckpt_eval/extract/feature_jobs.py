@@ -122,6 +122,7 @@ def inception_features(
             ready = ahead.stop()
             if workers:  # DataLoader workers (spare CPUs, a GPU) decode on their own
                 ready = {}
+            log.info("inception: %d images decoded while torch was imported", len(ready))
             name = f"inception {manifest['name']}"
             streamed = inception.extract_streamed(
                 paths, net, device, keep, batch_size, workers, name, ready

@@ -24,10 +24,8 @@ from ckpt_eval.inputs.layouts.base import (
     checkpoint_order,
 )
 from ckpt_eval.inputs.layouts.kohya import read_prompt_list
-from ckpt_eval.inputs.steps import candidate_name, check_plain_names, scale_text
+from ckpt_eval.inputs.steps import BASELINE, candidate_name, check_plain_names, scale_text
 
-# The base model alone: sorts first (step 0) and is the baseline every LoRA is compared with.
-BASELINE = "base-step-000000"
 # The file a diffusers training script writes into each checkpoint-<step>/ folder.
 DIFFUSERS_LORA = "pytorch_lora_weights.safetensors"
 RECORD = "images.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +25,29 @@ def build_manifest(
     images: Iterable[str | Path],
     root: str | Path,
     on_bad_image: str = "error",
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """Hash and probe every image; a bad one stops the run or is listed as skipped."""
+    """Hash and probe every image, on `threads` threads (decoding and hashing release the GIL),
+    in the order of the sorted paths; a bad one stops the run (the first in that order) or is
+    listed as skipped."""
     root = Path(root)
     entries: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    for path in tqdm(sorted(Path(p) for p in images), desc=f"organize {name}", unit="img"):
-        try:
-            info = probe(path)
-        except CkptEvalError as exc:
-            if on_bad_image != "skip":
-                raise
-            skipped.append(
-                {"path": str(path), "file": relative_file(path, root), "reason": exc.what}
-            )
-            continue
-        entries.append(
-            {
-                "path": str(path),
-                "file": relative_file(path, root),
-                "sha256": sha256_file(path),
-                **info,
-            }
-        )
+    paths = sorted(Path(p) for p in images)
+    pool = ThreadPoolExecutor(max_workers=max(1, threads))
+    try:
+        looked = tqdm(pool.map(_look_at, paths), f"organize {name}", len(paths), unit="img")
+        for path, seen in zip(paths, looked, strict=True):
+            if isinstance(seen, CkptEvalError):
+                if on_bad_image != "skip":
+                    raise seen
+                skipped.append(
+                    {"path": str(path), "file": relative_file(path, root), "reason": seen.what}
+                )
+                continue
+            entries.append({"path": str(path), "file": relative_file(path, root), **seen})
+    finally:  # a bad image stops the run without the rest being looked at
+        pool.shutdown(cancel_futures=True)
     if not entries:
         raise CkptEvalError(
             f"'{name}' has no readable image left ({len(skipped)} skipped).",
@@ -63,6 +64,15 @@ def build_manifest(
             "duplicates": duplicate_groups(entries),
         }
     )
+
+
+def _look_at(path: Path) -> dict[str, Any] | CkptEvalError:
+    """An image's sha256 and what `probe` says of it, or why it cannot be read."""
+    try:
+        info = probe(path)
+    except CkptEvalError as exc:
+        return exc
+    return {"sha256": sha256_file(path), **info}
 
 
 def _digest(manifest: dict[str, Any]) -> str:

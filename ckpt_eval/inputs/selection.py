@@ -44,7 +44,7 @@ def select_samples(found: Found, wanted: Sequence[str] | None) -> Found:
 def select_plan(plan: GenerationPlan, wanted: Sequence[str] | None) -> GenerationPlan:
     """The generate plan with the `wanted` LoRA checkpoints only (with generate.lora_scales,
     every scale of each: candidates `<checkpoint>@<scale>`); the base-model baseline stays."""
-    from ckpt_eval.generate.plan import BASELINE
+    from ckpt_eval.inputs.steps import BASELINE
 
     if wanted is None:
         return plan

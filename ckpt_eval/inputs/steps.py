@@ -33,6 +33,11 @@ _SCALE = re.compile(r"^(?P<checkpoint>.+)@(?P<scale>\d+(?:\.\d+)?)$")
 SCALE_DECIMALS = 4
 
 
+# The base model alone (generate:): sorts first (step 0) and is the baseline every LoRA is
+# compared with.
+BASELINE = "base-step-000000"
+
+
 @dataclass(frozen=True)
 class Position:
     """Where a checkpoint sits in training: a step, an epoch, or unknown (e.g. `final`); and

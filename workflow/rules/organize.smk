@@ -1,3 +1,8 @@
+# Each image is decoded whole and hashed, on two threads (the manifest is the same on any
+# number: its order is the sorted paths').
+ORGANIZE_THREADS = 2
+
+
 # A set's image files are parameters, not inputs: `files` (their paths, sizes and modification
 # times as one digest, ckpt_eval/inputs/fingerprint.py) reruns the job when one changes.
 rule organize_real:
@@ -7,6 +12,7 @@ rule organize_real:
         f"{LOGS}/organize/real.log",
     conda:
         ENV
+    threads: ORGANIZE_THREADS
     params:
         images=REAL_IMAGES,
         files=files_fingerprint(REAL_IMAGES),
@@ -26,6 +32,7 @@ rule organize_checkpoint:
         f"{LOGS}/organize/{{ckpt}}.log",
     conda:
         ENV
+    threads: ORGANIZE_THREADS
     params:
         images=checkpoint_images,
         files=checkpoint_files,
