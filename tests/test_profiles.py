@@ -38,6 +38,18 @@ GENERATE_RULES = {"generate"}
 # the rules whose threads (and so SLURM CPUs) are the config's feature_threads
 THREADED_RULES = (FEATURE_RULES - {"clip_model"}) | GENERATE_RULES
 FEATURE_THREADS = 2  # the schema's default
+METRICS_THREADS = 2  # the schema's default of metrics_threads (the metrics jobs' threads)
+ORGANIZE_THREADS = 2  # workflow/rules/organize.smk: decoding and hashing on two threads
+
+
+def expected_threads(rule: str, feature_threads: int = FEATURE_THREADS) -> int:
+    """A rule's threads: from the config's feature_threads or metrics_threads, organize's own,
+    else one."""
+    if rule in THREADED_RULES:
+        return feature_threads
+    if rule == "metrics_checkpoint":
+        return METRICS_THREADS
+    return ORGANIZE_THREADS if rule.startswith("organize_") else 1
 SUBMIT = ("sbatch", "srun", "salloc")
 QUERY = ("sinfo", "squeue", "sacct", "scontrol")
 # components per checkpoint in each group: organize+pair_prompts are connected (one component);
@@ -145,9 +157,9 @@ def test_slurm_profile_plans_every_job_with_the_profiles_resources(
         for key in ("mem_mb", "runtime", "cpus_per_task"):
             expected = profile_value(given[key], job.threads)
             assert job.resources[key] == str(expected), (job.rule, key)
-        # threads from one place, the config's feature_threads; SLURM gives each job as many
-        # CPUs as it runs threads
-        assert job.threads == (FEATURE_THREADS if job.rule in THREADED_RULES else 1), job.rule
+        # threads from the config's threads keys (and organize's two); SLURM gives each job as
+        # many CPUs as it runs threads
+        assert job.threads == expected_threads(job.rule), job.rule
         assert int(job.resources["cpus_per_task"]) == job.threads, job.rule
         # a GPU only for the feature rules, and only when the config's device asks for one
         gpu = job.resources.get("gpu", "0")
@@ -185,7 +197,7 @@ def test_generate_jobs_get_the_profiles_resources_and_a_gpu(tmp_path: Path) -> N
         assert job.group is None  # one long job each, not batched
 
 
-def test_cpus_come_from_feature_threads_alone(tmp_path: Path) -> None:
+def test_cpus_come_from_the_configs_threads_alone(tmp_path: Path) -> None:
     """One place for the CPUs: the profile sets no threads and no per-rule cpus_per_task, so
     `feature_threads: 3` makes every feature job ask SLURM for 3 CPUs (and compute with 3)."""
     assert "set-threads" not in PROFILE
@@ -195,7 +207,7 @@ def test_cpus_come_from_feature_threads_alone(tmp_path: Path) -> None:
     for job in jobs:
         if job.rule == "all":
             continue
-        cpus = 3 if job.rule in THREADED_RULES else 1
+        cpus = expected_threads(job.rule, feature_threads=3)
         assert (job.threads, job.resources["cpus_per_task"]) == (cpus, str(cpus)), job.rule
 
 
