@@ -50,6 +50,8 @@ def expected_threads(rule: str, feature_threads: int = FEATURE_THREADS) -> int:
     if rule == "metrics_checkpoint":
         return METRICS_THREADS
     return ORGANIZE_THREADS if rule.startswith("organize_") else 1
+
+
 SUBMIT = ("sbatch", "srun", "salloc")
 QUERY = ("sinfo", "squeue", "sacct", "scontrol")
 # components per checkpoint in each group: organize+pair_prompts are connected (one component);
