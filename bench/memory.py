@@ -156,6 +156,7 @@ SCRIPTS = {
     "metrics": "metrics",
     "consolidate": "consolidate",
     "report": "report",
+    "contact_sheets": "contact sheets",
 }
 
 

@@ -110,7 +110,7 @@ import ckpt_eval
 from ckpt_eval import config as cfg
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.provenance import software
-from ckpt_eval.report import render
+from ckpt_eval.report import grid, render
 
 result, manifests, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
 config = cfg.validate_config(
@@ -124,8 +124,9 @@ except CkptEvalError as exc:
     refused = str(exc)
 render.render_files(
     result, manifests, config, str(out / "report.md"), str(out / "report.html"),
-    str(out / "plots"),
+    str(out / "plots"), str(out / "grids"),
 )
+grid.contact_sheet_files(result, manifests, out / "grids")
 captions = resources.files("ckpt_eval.report") / "captions"
 print(json.dumps({
     "package": ckpt_eval.__file__,
@@ -191,3 +192,7 @@ def test_the_installed_package_validates_a_config_and_renders_a_report(
     assert html.lstrip().lower().startswith("<!doctype html") and "step-200" in html
     assert "data:image/png;base64," in html  # charts embedded
     assert (out / "plots" / "fid.png").is_file()
+    # the contact sheets the Markdown links, drawn by the installed package (its fonts)
+    sheets = sorted(p.name for p in (out / "grids").glob("grid-*.jpg"))
+    linked = sorted(set(re.findall(r"\(grids/(grid-\d+\.jpg)\)", markdown)))
+    assert (out / "grids").is_dir() and sheets == linked
