@@ -10,7 +10,7 @@ from ckpt_eval.jsonio import write_json
 
 def main(smk) -> None:
     result, replicates = checkpoint_metrics(
-        smk.input, smk.params.settings, smk.params.workflow_dir, smk.threads
+        smk.input, smk.params.settings, smk.params.pairing, smk.params.workflow_dir, smk.threads
     )
     save_features(smk.output.replicates, replicates, {"set": result["name"]})
     write_json(result, smk.output.metrics)

@@ -12,7 +12,7 @@ def main(smk) -> None:
     model_features(
         extractor_of_rule(smk.rule).key,
         smk.input.manifest,
-        smk.input.get("pairs"),
+        smk.params.get("pairing"),
         smk.input.status,
         smk.output[0],
         smk.params.device,

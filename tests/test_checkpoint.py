@@ -20,6 +20,7 @@ from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract.inception import fingerprint as inception_fingerprint
 from ckpt_eval.features.cache import load_features, save_features
 from ckpt_eval.inputs.manifest import sealed
+from ckpt_eval.inputs.prompts import pair_prompts
 from ckpt_eval.jsonio import read_json, write_json
 from ckpt_eval.metrics import fid as fid_metric
 from ckpt_eval.metrics.clip_score import clip_scores
@@ -326,7 +327,19 @@ def test_no_fallback_no_warning() -> None:
 
 # ---------------------------------------------------------------- checkpoint_metrics (files)
 
+
 # what the bundled weights' feature files record (ckpt_eval.extract.inception.fingerprint)
+def _pairing(manifest: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
+    """The metrics job's `pairing` parameter: each image of `manifest` with its prompt."""
+    files = [image["file"] for image in manifest["images"]]
+    return {
+        "prompts": dict(zip(files, prompts, strict=True)),
+        "seeds": {},
+        "prompt_file": "prompts.csv",
+        "fallback": None,
+    }
+
+
 INCEPTION = inception_fingerprint(None)
 WEIGHTS = INCEPTION["weights_sha256"]
 
@@ -338,14 +351,14 @@ def _write_inputs(
     real_manifest = _manifest("real", 25)
     manifest = _manifest("step-300", 8)
     prompts = ["a", "b", "a", "c", "a", "b", "c", "d"]
-    pairs = _pairs(manifest, prompts)
+    pairing = _pairing(manifest, prompts)
+    pairs = pair_prompts(manifest, **pairing)  # as the job pairs them
     rng = np.random.default_rng(2)
     image = rng.normal(size=(8, 6)).astype(np.float32)
     text = (image + rng.normal(size=(8, 6))).astype(np.float32)
     paths = SimpleNamespace(
         manifest=str(tmp_path / "manifest.json"),
         real_manifest=str(tmp_path / "real_manifest.json"),
-        pairs=str(tmp_path / "pairs.json"),
         inception_real=str(tmp_path / "real.npz"),
         inception=str(tmp_path / "fake.npz"),
         clip=str(tmp_path / "clip.npz"),
@@ -353,7 +366,7 @@ def _write_inputs(
     )
     write_json(sealed(manifest), paths.manifest)
     write_json(sealed(real_manifest), paths.real_manifest)
-    write_json(pairs, paths.pairs)
+    paths.pairing = pairing
 
     def meta(m: dict[str, Any], weights: str) -> dict[str, Any]:
         return {
@@ -409,7 +422,7 @@ def _settings(seed: int = 1, **overrides: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("clip_available", [True, False])
 def test_checkpoint_metrics_from_files(tmp_path: Path, clip_available: bool) -> None:
     paths, data = _write_inputs(tmp_path, clip_available)
-    result, replicates = checkpoint_metrics(paths, _settings())
+    result, replicates = checkpoint_metrics(paths, _settings(), paths.pairing)
     # how it was made: the job's settings and the feature files' sources, no timestamp
     made_by = result.pop("made_by")
     assert made_by["settings_sha256"] == config_hash(_settings())
@@ -492,7 +505,7 @@ def test_checkpoint_metrics_refuses_mismatching_hashes(tmp_path: Path, which: st
     manifest["images"][2]["sha256"] = "f" * 64  # the image changed after features were cached
     write_json(sealed(manifest), getattr(paths, which))
     with pytest.raises(CkptEvalError) as info:
-        checkpoint_metrics(paths, _settings())
+        checkpoint_metrics(paths, _settings(), paths.pairing)
     assert "other images" in info.value.what
     expected_path = paths.inception if which == "manifest" else paths.inception_real
     assert info.value.path == expected_path
@@ -506,7 +519,7 @@ def test_checkpoint_metrics_refuses_mismatching_clip_file(tmp_path: Path) -> Non
         {"image_sha256": [i["sha256"] for i in data["manifest"]["images"][:7]], "available": True},
     )
     with pytest.raises(CkptEvalError) as info:
-        checkpoint_metrics(paths, _settings())
+        checkpoint_metrics(paths, _settings(), paths.pairing)
     assert info.value.path == paths.clip
 
 
@@ -515,7 +528,7 @@ def test_checkpoint_metrics_refuses_other_inception_weights(tmp_path: Path) -> N
     running again recomputes it (the real set's file, which matches, stays)."""
     paths, _ = _write_inputs(tmp_path, False, weights_fake="cd" * 32)
     with pytest.raises(CkptEvalError) as info:
-        checkpoint_metrics(paths, _settings())
+        checkpoint_metrics(paths, _settings(), paths.pairing)
     assert f"its weights_sha256 is '{'cd' * 32}', expected '{WEIGHTS}'" in info.value.what
     assert info.value.path == paths.inception and "run the same command again" in info.value.fix
     assert not Path(paths.inception).exists() and Path(paths.inception_real).exists()
@@ -529,7 +542,7 @@ def test_checkpoint_metrics_refuses_another_extractor_or_preprocessing(
     arrays, meta = load_features(paths.inception_real)
     save_features(paths.inception_real, arrays, {**meta, key: "something older"})
     with pytest.raises(CkptEvalError) as info:
-        checkpoint_metrics(paths, _settings())
+        checkpoint_metrics(paths, _settings(), paths.pairing)
     assert f"its {key} is 'something older'" in info.value.what
     assert not Path(paths.inception_real).exists()
 
@@ -542,7 +555,7 @@ def _analysis_inputs(tmp_path: Path, n_fake: int, copies: dict[int, int]) -> Sim
     real_manifest = _manifest("real", 40)
     manifest = _manifest("step-700", n_fake)
     paths = SimpleNamespace(
-        **{k: str(tmp_path / f"{k}.json") for k in ("manifest", "real_manifest", "pairs")},
+        **{k: str(tmp_path / f"{k}.json") for k in ("manifest", "real_manifest")},
         **{
             k: str(tmp_path / f"{k}.npz")
             for k in ("inception_real", "inception", "clip", "clip_real")
@@ -550,7 +563,7 @@ def _analysis_inputs(tmp_path: Path, n_fake: int, copies: dict[int, int]) -> Sim
     )
     write_json(sealed(manifest), paths.manifest)
     write_json(sealed(real_manifest), paths.real_manifest)
-    write_json(_pairs(manifest, ["p"] * n_fake), paths.pairs)
+    paths.pairing = _pairing(manifest, ["p"] * n_fake)
     for path, m, arrays in (
         (paths.inception_real, real_manifest, {"inception": real}),
         (paths.inception, manifest, {"inception": fake}),
@@ -565,7 +578,7 @@ def _analysis_inputs(tmp_path: Path, n_fake: int, copies: dict[int, int]) -> Sim
 def test_intervals_prdc_and_memorization_of_a_checkpoint(tmp_path: Path) -> None:
     paths = _analysis_inputs(tmp_path, 30, copies={3: 7, 11: 7, 20: 0})
     settings = _settings(seed=2, bootstrap={"resamples": 200, "level": 0.9})
-    result, replicates = checkpoint_metrics(paths, settings)
+    result, replicates = checkpoint_metrics(paths, settings, paths.pairing)
 
     assert set(replicates) == {"fid", "kid"}  # no CLIP here
     assert all(len(v) == 200 for v in replicates.values())
@@ -578,9 +591,11 @@ def test_intervals_prdc_and_memorization_of_a_checkpoint(tmp_path: Path) -> None
         assert (ci["low"], ci["high"], ci["bias"]) == pytest.approx((low, high, bias))
     assert result["clip_ci"] is None
     # the same seed gives the same replicates; another seed others
-    again, same = checkpoint_metrics(paths, settings)
+    again, same = checkpoint_metrics(paths, settings, paths.pairing)
     assert np.array_equal(same["fid"], replicates["fid"]) and again == result
-    _, other = checkpoint_metrics(paths, _settings(seed=3, bootstrap={"resamples": 200}))
+    _, other = checkpoint_metrics(
+        paths, _settings(seed=3, bootstrap={"resamples": 200}), paths.pairing
+    )
     assert not np.array_equal(other["fid"], replicates["fid"])
 
     assert result["prdc"]["k"] == 5 and result["prdc"]["n_real"] == 40
@@ -613,7 +628,7 @@ def test_intervals_prdc_and_memorization_of_a_checkpoint(tmp_path: Path) -> None
 
 def test_small_checkpoints_get_no_intervals_or_prdc(tmp_path: Path) -> None:
     paths = _analysis_inputs(tmp_path, 5, copies={})
-    result, replicates = checkpoint_metrics(paths, _settings())
+    result, replicates = checkpoint_metrics(paths, _settings(), paths.pairing)
     assert replicates == {} and result["fid_ci"] is None and result["prdc"] is None
     assert codes(result) == ["fid.small_n", "kid.capped", "prdc.too_few", "bootstrap.too_few"]
     prdc = notice(result, "prdc.too_few")
@@ -624,13 +639,13 @@ def test_small_checkpoints_get_no_intervals_or_prdc(tmp_path: Path) -> None:
 def test_fid_infinity_when_enabled(tmp_path: Path) -> None:
     paths = _analysis_inputs(tmp_path, 60, copies={})
     enabled = {"enabled": True, "min_images": 50, "points": 5, "min_fraction": 0.5}
-    result, _ = checkpoint_metrics(paths, _settings(fid_infinity=enabled))
+    result, _ = checkpoint_metrics(paths, _settings(fid_infinity=enabled), paths.pairing)
     fi = result["fid_infinity"]
     assert fi["sizes"][-1] == 60 and len(fi["sizes"]) == 5
     # the last point is the full set: the checkpoint's own FID
     assert fi["fids"][-1] == pytest.approx(result["fid"], rel=1e-6)
     too_few = {**enabled, "min_images": 61}
-    result, _ = checkpoint_metrics(paths, _settings(fid_infinity=too_few))
+    result, _ = checkpoint_metrics(paths, _settings(fid_infinity=too_few), paths.pairing)
     assert result["fid_infinity"] is None
     fi_notice = notice(result, "fid_infinity.too_few")
     assert (fi_notice["n"], fi_notice["min"]) == (60, 61)
@@ -656,7 +671,7 @@ def test_a_subsampled_real_set_gives_fid_of_all_and_the_rest_on_the_kept_rows(
     assert inception_set(load_features(paths.inception_real)[0]).count == 40
 
     settings = _settings(seed=2, bootstrap={"resamples": 100})
-    result, replicates = checkpoint_metrics(paths, settings)
+    result, replicates = checkpoint_metrics(paths, settings, paths.pairing)
     fake = load_features(paths.inception)[0]["inception"]
     full = frechet_distance(*statistics(all_rows), *statistics(fake))
     assert result["fid"] == pytest.approx(full, rel=1e-9)
@@ -678,7 +693,7 @@ def test_a_subsampled_real_set_gives_fid_of_all_and_the_rest_on_the_kept_rows(
     real_set = inception_set(load_features(paths.inception_real)[0])
     direct = evaluate_features(
         read_json(paths.manifest),
-        read_json(paths.pairs),
+        pair_prompts(read_json(paths.manifest), **paths.pairing),
         real_set.rows,
         fake,
         {"available": False, "reason": "no model", "truncated": []},
@@ -704,7 +719,7 @@ def test_a_copy_of_a_kept_real_row_is_found_by_the_memorization_screen(tmp_path:
     real, real_meta = load_features(paths.inception_real)
     streamed = stream_rows([real["inception"]], D, keep)
     save_features(paths.inception_real, streamed_arrays(streamed), real_meta)
-    result, _ = checkpoint_metrics(paths, _settings(seed=1))
+    result, _ = checkpoint_metrics(paths, _settings(seed=1), paths.pairing)
     top = result["memorization"]["inception"]["pairs"][0]
     assert (top["sample"], top["real"], top["similarity"]) == (
         "step-700/img_0004.png",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -105,9 +106,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Four images of one checkpoint (landscape, portrait, square: crops and resizes are
-    exercised), their manifest and prompt pairs."""
+    exercised), their manifest and how they meet their prompts (the jobs' `pairing`)."""
     root = tmp_path_factory.mktemp("extractor_images")
     samples = root / "samples"
     paths = write_images(samples / "step-10", 2, seed=5, size=(48, 40))
@@ -119,22 +120,28 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     prompts = {f"step-10/{p.name}": f"a photo number {i}" for i, p in enumerate(paths)}
     prompts["step-10/img_001.png"] = LONG_PROMPT
     write_json(manifest, root / "manifest.json")
-    write_json(pair_prompts(manifest, prompts, "prompts.csv", None), root / "pairs.json")
-    return {"manifest": root / "manifest.json", "pairs": root / "pairs.json"}
+    pairing = {"prompts": prompts, "seeds": {}, "prompt_file": "prompts.csv", "fallback": None}
+    return {"manifest": root / "manifest.json", "pairing": pairing}
 
 
-def manifest_paths(images: dict[str, Path]) -> list[str]:
+def image_prompts(images: dict[str, Any]) -> list[str]:
+    """Each image's prompt, in the manifest's order (the pairing the jobs make)."""
+    pairs = pair_prompts(read_json(images["manifest"]), **images["pairing"])["pairs"]
+    return [p["prompt"] for p in pairs]
+
+
+def manifest_paths(images: dict[str, Any]) -> list[str]:
     return [image["path"] for image in read_json(images["manifest"])["images"]]
 
 
 def run_jobs(
-    key: str, tmp_path: Path, model: str, images: dict[str, Path], processor: str | None = None
+    key: str, tmp_path: Path, model: str, images: dict[str, Any], processor: str | None = None
 ) -> tuple[dict, dict[str, np.ndarray], dict]:
     """The `<key>_model` then `<key>_checkpoint` job: status, arrays and meta."""
     status = tmp_path / key / "model.json"
     model_status(key, model, True, "cpu", status, processor)
     out = tmp_path / key / "checkpoint_step-10.npz"
-    model_features(key, images["manifest"], images["pairs"], status, out, "cpu", batch_size=3)
+    model_features(key, images["manifest"], images["pairing"], status, out, "cpu", batch_size=3)
     arrays, meta = load_features(out)
     return read_json(status), arrays, meta
 
@@ -218,7 +225,7 @@ def cmmd_by_hand(path: str) -> np.ndarray:
 
 
 def test_cmmd_embeddings_follow_the_reference_preprocessing(
-    tmp_path: Path, models: dict[str, Path], images: dict[str, Path], offline: None
+    tmp_path: Path, models: dict[str, Path], images: dict[str, Any], offline: None
 ) -> None:
     from transformers import CLIPModel
 
@@ -257,7 +264,7 @@ def dinov2_by_hand(path: str) -> np.ndarray:
 
 
 def test_dinov2_cls_features_on_dgm_evals_preprocessing(
-    tmp_path: Path, models: dict[str, Path], images: dict[str, Path], offline: None
+    tmp_path: Path, models: dict[str, Path], images: dict[str, Any], offline: None
 ) -> None:
     from transformers import AutoImageProcessor, Dinov2Model
 
@@ -292,7 +299,7 @@ def test_dinov2_cls_features_on_dgm_evals_preprocessing(
 
 
 def test_pickscore_uses_its_own_processor_and_records_the_logit_scale(
-    tmp_path: Path, models: dict[str, Path], images: dict[str, Path], offline: None
+    tmp_path: Path, models: dict[str, Path], images: dict[str, Any], offline: None
 ) -> None:
     from transformers import CLIPModel, CLIPProcessor
 
@@ -308,7 +315,7 @@ def test_pickscore_uses_its_own_processor_and_records_the_logit_scale(
     net = CLIPModel.from_pretrained(model).eval()
     processor = CLIPProcessor.from_pretrained(processor_dir)
     pil = [Image.open(p).convert("RGB") for p in manifest_paths(images)]
-    prompts = [p["prompt"] for p in read_json(images["pairs"])["pairs"]]
+    prompts = image_prompts(images)
     with torch.no_grad():
         image = as_embedding(net.get_image_features(**processor(images=pil, return_tensors="pt")))
         tokens = processor(
@@ -346,7 +353,7 @@ def test_the_pickscore_model_folder_alone_is_not_enough(
 
 @pytest.mark.parametrize("key", ["cmmd", "dinov2", "pickscore"])
 def test_an_optional_model_that_cannot_be_loaded_says_why_in_every_file(
-    tmp_path: Path, images: dict[str, Path], offline: None, key: str
+    tmp_path: Path, images: dict[str, Any], offline: None, key: str
 ) -> None:
     missing = str(tmp_path / f"no-such-{key}")
     status_path = tmp_path / "model.json"
@@ -356,13 +363,16 @@ def test_an_optional_model_that_cannot_be_loaded_says_why_in_every_file(
     assert status["available"] is False and status["model"] == missing
     assert status["reason"].startswith(f"{key}.required is false")
     assert missing in status["reason"]
-    pairs = images["pairs"] if EXTRACTORS[key].prompts else None
+    pairing = images["pairing"] if EXTRACTORS[key].prompts else None
     for name, manifest in (("checkpoint", images["manifest"]), ("real", images["manifest"])):
         out = tmp_path / f"{name}.npz"
         model_features(
-            key, manifest, pairs if name == "checkpoint" else None, status_path, out, "cpu", 2
+            key, manifest, pairing if name == "checkpoint" else None, status_path, out, "cpu", 2
         )
         arrays, meta = load_features(out)
+        # the prompts its text embeddings would have been made from, as a computed file has
+        prompted = name == "checkpoint" and EXTRACTORS[key].prompts
+        assert meta.get("prompts") == (image_prompts(images) if prompted else None)
         assert arrays == {}  # never a silent zero
         assert meta["available"] is False and meta["reason"] == status["reason"]
         assert meta["image_sha256"] == [

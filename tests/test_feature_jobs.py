@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,8 +34,9 @@ offline = pytest.fixture(hub_offline)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Three images of one checkpoint, their manifest and prompt pairs on disk."""
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Three images of one checkpoint, their manifest on disk and how they meet their prompts
+    (the jobs' `pairing` parameter)."""
     root = tmp_path_factory.mktemp("features")
     samples = root / "samples"
     paths = write_images(samples / "step-10", 2, seed=5, size=(48, 40))
@@ -48,14 +50,13 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "step-10/img_001.png": "a photo of a cat",
         "step-10/img_002.png": LONG_PROMPT,
     }
-    pairs = pair_prompts(manifest, prompts, "prompts.csv", None)
     write_json(manifest, root / "manifest.json")
-    write_json(pairs, root / "pairs.json")
-    return {"root": root, "manifest": root / "manifest.json", "pairs": root / "pairs.json"}
+    pairing = {"prompts": prompts, "seeds": {}, "prompt_file": "prompts.csv", "fallback": None}
+    return {"root": root, "manifest": root / "manifest.json", "pairing": pairing}
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-def test_inception_features_file(tmp_path: Path, checkpoint: dict[str, Path]) -> None:
+def test_inception_features_file(tmp_path: Path, checkpoint: dict[str, Any]) -> None:
     out = tmp_path / "inception" / "step-10.npz"
     inception_features(checkpoint["manifest"], out, None, "cpu", batch_size=2, num_workers=0)
     arrays, meta = load_features(out)
@@ -85,7 +86,7 @@ def test_inception_features_file(tmp_path: Path, checkpoint: dict[str, Path]) ->
     assert not list(out.parent.glob("*.tmp*"))  # written atomically, no temp file left
 
 
-def test_inception_features_missing_weights(tmp_path: Path, checkpoint: dict[str, Path]) -> None:
+def test_inception_features_missing_weights(tmp_path: Path, checkpoint: dict[str, Any]) -> None:
     with pytest.raises(CkptEvalError) as info:
         inception_features(
             checkpoint["manifest"], tmp_path / "x.npz", str(tmp_path / "no.pt"), "cpu", 2, 0
@@ -180,11 +181,11 @@ def test_a_model_that_cannot_be_there_is_said_without_importing_torch(
     assert read_json(out)["reason"] == expected
 
 
-def test_clip_features_unavailable(tmp_path: Path, checkpoint: dict[str, Path]) -> None:
+def test_clip_features_unavailable(tmp_path: Path, checkpoint: dict[str, Any]) -> None:
     status = tmp_path / "status.json"
     write_json({"available": False, "model": "m", "reason": "no model here"}, status)
     out = tmp_path / "clip.npz"
-    model_features("clip", checkpoint["manifest"], checkpoint["pairs"], status, out, "cpu", 2)
+    model_features("clip", checkpoint["manifest"], checkpoint["pairing"], status, out, "cpu", 2)
     arrays, meta = load_features(out)
     assert arrays == {}
     assert meta["available"] is False
@@ -198,13 +199,35 @@ def test_clip_features_unavailable(tmp_path: Path, checkpoint: dict[str, Path]) 
         assert json.loads(str(data["meta"]))["available"] is False
 
 
+def test_an_image_without_a_prompt_stops_the_clip_job_even_with_no_model(
+    tmp_path: Path, checkpoint: dict[str, Any]
+) -> None:
+    """The prompts are paired first: the error names the prompt file and the fix before any
+    model is loaded (here there is none), and the fix (a fallback prompt) lets it run."""
+    status = tmp_path / "status.json"
+    write_json({"available": False, "model": "m", "reason": "no model here"}, status)
+    prompts = dict(checkpoint["pairing"]["prompts"])
+    del prompts["step-10/img_001.png"]
+    pairing = {**checkpoint["pairing"], "prompts": prompts}
+    out = tmp_path / "clip.npz"
+    with pytest.raises(CkptEvalError) as info:
+        model_features("clip", checkpoint["manifest"], pairing, status, out, "cpu", 2)
+    assert "step-10/img_001.png" in info.value.what
+    assert info.value.path == "prompts.csv" and "fallback_prompt" in info.value.fix
+    assert not out.exists()
+    model_features(
+        "clip", checkpoint["manifest"], {**pairing, "fallback": "a photo"}, status, out, "cpu", 2
+    )
+    assert load_features(out)[1]["prompts"] == [LONG_PROMPT, "a photo", LONG_PROMPT]
+
+
 def test_clip_features_with_tiny_model(
-    tmp_path: Path, checkpoint: dict[str, Path], tiny_clip: Path, offline: None
+    tmp_path: Path, checkpoint: dict[str, Any], tiny_clip: Path, offline: None
 ) -> None:
     status = tmp_path / "status.json"
     model_status("clip", str(tiny_clip), True, "cpu", status)
     out = tmp_path / "clip.npz"
-    model_features("clip", checkpoint["manifest"], checkpoint["pairs"], status, out, "cpu", 2)
+    model_features("clip", checkpoint["manifest"], checkpoint["pairing"], status, out, "cpu", 2)
     arrays, meta = load_features(out)
 
     assert set(arrays) == {"image", "text"}
@@ -212,7 +235,7 @@ def test_clip_features_with_tiny_model(
         assert arrays[key].shape == (3, PROJECTION_DIM)
         assert arrays[key].dtype == np.float32
     manifest = read_json(checkpoint["manifest"])
-    pairs = read_json(checkpoint["pairs"])
+    pairs = pair_prompts(manifest, **checkpoint["pairing"])
     net, processor, _ = clip_embed.load_clip(str(tiny_clip), CPU)
     paths = [image["path"] for image in manifest["images"]]
     prompts = [p["prompt"] for p in pairs["pairs"]]
@@ -243,7 +266,7 @@ def test_clip_features_with_tiny_model(
 
 
 def test_clip_features_of_a_set_without_prompts(
-    tmp_path: Path, checkpoint: dict[str, Path], tiny_clip: Path, offline: None
+    tmp_path: Path, checkpoint: dict[str, Any], tiny_clip: Path, offline: None
 ) -> None:
     """The real set (no pairs): image embeddings only; with memorization.clip false
     (enabled=False) no arrays, and the file says why."""
@@ -264,7 +287,7 @@ def test_clip_features_of_a_set_without_prompts(
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_a_real_set_above_max_rows_keeps_a_subset_and_the_statistics_of_all(
-    tmp_path: Path, checkpoint: dict[str, Path]
+    tmp_path: Path, checkpoint: dict[str, Any]
 ) -> None:
     from ckpt_eval.features.cache import inception_set
     from ckpt_eval.features.moments import kept_rows

@@ -17,6 +17,7 @@ from conftest import snakemake, write_images
 from diffusion_fixture import make_lora, make_tiny_pipeline
 from PIL import Image
 
+from ckpt_eval.features.cache import load_features
 from ckpt_eval.generate.plan import BASELINE
 
 pytestmark = pytest.mark.workflow
@@ -55,7 +56,8 @@ def generate_config(**generate: object) -> dict:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """checkpoint-100: LoRA A, checkpoint-200: LoRA B, checkpoint-300: LoRA A again; the
-    workflow run up to every checkpoint's prompt pairing."""
+    workflow run up to every checkpoint's prompt pairing (its CLIP features: no CLIP model, so
+    they record the prompts they would embed)."""
     root = tmp_path_factory.mktemp("generate")
     base = make_tiny_pipeline(root / "base")
     a = make_lora(base, root / "out" / "checkpoint-100", seed=1)
@@ -65,7 +67,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_images(root / "real", 6, seed=1, size=(32, 32))
     config = generate_config(images_per_prompt=2, negative_prompt="blurry")
     (root / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    snakemake(root, root / "config.yaml", *(f"results/t/prompts/{n}.json" for n in CHECKPOINTS))
+    paired = (f"results/t/features/clip/checkpoint_{n}.npz" for n in CHECKPOINTS)
+    snakemake(root, root / "config.yaml", *paired)
     return root
 
 
@@ -80,9 +83,8 @@ def test_generated_images_are_the_samples_each_with_its_own_prompt(project: Path
         assert [i["file"] for i in manifest["images"]] == [
             f"{name}/p00{p}-i00{i}.png" for p in range(2) for i in range(2)
         ]
-        pairs = json.loads((out / f"prompts/{name}.json").read_text())["pairs"]
-        assert [p["prompt"] for p in pairs] == [PROMPTS[0]] * 2 + [PROMPTS[1]] * 2
-        assert not any(p["fallback"] for p in pairs)
+        _, meta = load_features(out / f"features/clip/checkpoint_{name}.npz")
+        assert meta["prompts"] == [PROMPTS[0]] * 2 + [PROMPTS[1]] * 2
     # the rest of the workflow is planned for every checkpoint, the baseline first, and
     # nothing is rendered again
     done = snakemake(project, project / "config.yaml", "--dry-run")

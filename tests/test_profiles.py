@@ -54,7 +54,7 @@ def expected_threads(rule: str, feature_threads: int = FEATURE_THREADS) -> int:
 
 SUBMIT = ("sbatch", "srun", "salloc")
 QUERY = ("sinfo", "squeue", "sacct", "scontrol")
-# components per checkpoint in each group: organize+pair_prompts are connected (one component);
+# components per checkpoint in each group: organize alone (one component);
 # inception and CLIP features of a checkpoint are not connected to each other (two); metrics one
 COMPONENTS_PER_CHECKPOINT = {"prepare": 1, "features": 2, "metrics": 1}
 N_CHECKPOINTS = 6  # 12 feature components: more than one features group job

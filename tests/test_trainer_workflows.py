@@ -1,5 +1,7 @@
-"""Each trainer's output folder, as `init` configures it, through the workflow's organize and
-prompts stages: no file moved by hand, every sample paired with the prompt it was made from."""
+"""Each trainer's output folder, as `init` configures it, through the workflow's organize job and
+a job that pairs prompts (CLIP's features, with no CLIP model offline: they record the prompts
+they would embed): no file moved by hand, every sample paired with the prompt it was made
+from."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import yaml
 from conftest import snakemake
 from trainer_outputs import tiny_image
 
+from ckpt_eval.features.cache import load_features
 from ckpt_eval.init_config import InitRequest, run_init
 
 pytestmark = pytest.mark.workflow
@@ -33,7 +36,22 @@ def initialised(root: Path, tree_root: Path, monkeypatch: pytest.MonkeyPatch) ->
     run_init(
         InitRequest(source=tree_root.relative_to(root), real=Path("real"), output=Path("c.yaml"))
     )
-    return yaml.safe_load((root / "c.yaml").read_text())
+    config = yaml.safe_load((root / "c.yaml").read_text())
+    # no CLIP weights offline: its jobs record what they would embed, and no arrays
+    config["clip"] = {"model": str(root / "no-clip-model"), "required": False}
+    (root / "c.yaml").write_text(yaml.safe_dump(config))
+    return config
+
+
+def paired_target(config: dict, name: str) -> str:
+    """Checkpoint `name`'s CLIP features file: a job that pairs each image with its prompt."""
+    return f"results/{config['run']}/features/clip/checkpoint_{name}.npz"
+
+
+def paired_prompts(root: Path, config: dict, name: str) -> list[str]:
+    """Each image's prompt in that file, in its manifest's order."""
+    _, meta = load_features(root / paired_target(config, name))
+    return meta["prompts"]
 
 
 @pytest.mark.parametrize("trainer", list(TREES))
@@ -43,19 +61,18 @@ def test_trainer_output_through_organize_and_prompts(
     tree = TREES[trainer](tmp_path)
     config = initialised(tmp_path, tree.root, monkeypatch)
     out = f"results/{config['run']}"
-    targets = [f"{out}/prompts/{name}.json" for name in tree.checkpoints]
+    targets = [paired_target(config, name) for name in tree.checkpoints]
     snakemake(tmp_path, tmp_path / "c.yaml", *targets)
     for name in tree.checkpoints:
         manifest = json.loads(
             (tmp_path / out / "manifests" / f"checkpoint_{name}.json").read_text()
         )
-        pairs = json.loads((tmp_path / out / "prompts" / f"{name}.json").read_text())
-        assert len(pairs["pairs"]) == len(manifest["images"]) > 0
-        assert {p["prompt"] for p in pairs["pairs"]} == set(tree.prompts.values())
-        assert not any(p["fallback"] for p in pairs["pairs"])
+        prompts = paired_prompts(tmp_path, config, name)
+        assert len(prompts) == len(manifest["images"]) > 0
+        assert set(prompts) == set(tree.prompts.values())
         for image in manifest["images"]:  # the files of this checkpoint only, where they lie
             assert (tree.root / image["file"]).is_file()
-    assert not (tmp_path / out / "features").exists()  # only what was asked for ran
+    assert not (tmp_path / out / "features" / "inception").exists()  # only what was asked for
 
 
 def test_kohya_prompt_is_paired_with_its_own_image(
@@ -63,10 +80,12 @@ def test_kohya_prompt_is_paired_with_its_own_image(
 ) -> None:
     make.kohya(tmp_path / "train", steps=(100,))
     config = initialised(tmp_path, tmp_path / "train", monkeypatch)
-    target = f"results/{config['run']}/prompts/step-000100.json"
-    snakemake(tmp_path, tmp_path / "c.yaml", target)
-    pairs = json.loads((tmp_path / target).read_text())["pairs"]
-    by_file = {p["file"]: p["prompt"] for p in pairs}
+    snakemake(tmp_path, tmp_path / "c.yaml", paired_target(config, "step-000100"))
+    manifest = json.loads(
+        (tmp_path / f"results/{config['run']}/manifests/checkpoint_step-000100.json").read_text()
+    )
+    files = [image["file"] for image in manifest["images"]]
+    by_file = dict(zip(files, paired_prompts(tmp_path, config, "step-000100"), strict=True))
     assert by_file == {
         "sample/dog_000100_00_20240501120000_42.png": "a photo of sks dog",
         "sample/dog_000100_01_20240501120000_7.png": "a watercolor painting of sks dog",

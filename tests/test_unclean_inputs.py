@@ -19,6 +19,8 @@ import pytest
 import yaml
 from conftest import make_project, snakemake, write_images
 
+from ckpt_eval.features.cache import load_features
+
 pytestmark = pytest.mark.workflow
 
 
@@ -73,8 +75,10 @@ def test_spaces_in_names_links_and_a_utf16_semicolon_prompt_file(tmp_path: Path)
     real = json.loads((tmp_path / "results" / "t" / "manifests" / "real.json").read_text())
     assert len(real["images"]) == 12
     assert {"more/img_000.png", "img_000.png"} <= {i["file"] for i in real["images"]}
-    pairs = json.loads((tmp_path / "results" / "t" / "prompts" / "checkpoint 300.json").read_text())
-    assert pairs["pairs"][0]["prompt"].startswith("a shoe, number ")
+    _, clip = load_features(
+        tmp_path / "results" / "t" / "features/clip/checkpoint_checkpoint 300.npz"
+    )
+    assert clip["prompts"][0].startswith("a shoe, number ")
 
 
 Breaker = Callable[[Path, dict], None]

@@ -137,7 +137,6 @@ def test_changing_or_adding_a_checkpoint_reruns_only_that_checkpoint(
     per_checkpoint = {r: v for r, v in plan.items() if v}
     assert set(per_checkpoint) == {
         "organize_checkpoint",
-        "pair_prompts",
         "inception_checkpoint",
         "clip_checkpoint",
         "metrics_checkpoint",
@@ -157,7 +156,27 @@ def test_changing_or_adding_a_checkpoint_reruns_only_that_checkpoint(
     assert plan["clip_checkpoint"] == ["step-400"]
     assert "inception_real" not in plan
     # the prompt file changed, but only the new checkpoint's prompts: nothing else reruns
-    assert plan["pair_prompts"] == ["step-400"]
+    assert plan["organize_checkpoint"] == ["step-400"]
+
+
+def test_editing_one_prompt_reruns_only_what_embeds_or_scores_it(
+    tmp_path: Path, finished: Path
+) -> None:
+    """Prompts are a parameter of the jobs that pair them (CLIP's features, the metrics): an
+    edited prompt reruns those of its checkpoint, and no manifest or Inception features."""
+    root = tmp_path / "copy"
+    shutil.copytree(finished, root, symlinks=True)
+    lines = (root / "prompts.csv").read_text(encoding="utf-8").splitlines()
+    edited = next(i for i, line in enumerate(lines) if line.startswith("checkpoint-200/"))
+    lines[edited] = lines[edited].split(",", 1)[0] + ",an edited prompt"
+    (root / "prompts.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plan = planned_jobs(root)
+    assert {r: v for r, v in plan.items() if v} == {
+        "clip_checkpoint": ["checkpoint-200"],
+        "metrics_checkpoint": ["checkpoint-200"],
+    }
+    assert {"consolidate", "report"} <= set(plan)
+    assert not {"organize_checkpoint", "inception_checkpoint", "clip_real"} & set(plan)
 
 
 def test_an_image_put_back_from_a_backup_is_seen_though_older_than_the_results(

@@ -15,8 +15,8 @@ from ckpt_eval.features.cache import check_matches, inception_set, load_features
 from ckpt_eval.features.extractors import enabled_extractors, fingerprints
 from ckpt_eval.features.moments import StreamedSet
 from ckpt_eval.inputs.manifest import read_manifest
+from ckpt_eval.inputs.prompts import pair_prompts
 from ckpt_eval.inputs.steps import parse_position, split_candidate
-from ckpt_eval.jsonio import read_json
 from ckpt_eval.metrics.fid import statistics
 from ckpt_eval.metrics.registry import CheckpointData, Notice, measures, settings_keys
 from ckpt_eval.provenance import made_by
@@ -248,15 +248,20 @@ def load_extracted(
 
 
 def checkpoint_metrics(
-    inputs: Any, settings: dict[str, Any], workflow_dir: str | None = None, processes: int = 1
+    inputs: Any,
+    settings: dict[str, Any],
+    pairing: dict[str, Any],
+    workflow_dir: str | None = None,
+    processes: int = 1,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Load and check the cached files of one checkpoint, then evaluate it.
 
-    `inputs` maps manifest, real_manifest, pairs and each extractor's `<key>` / `<key>_real`
-    feature files to paths (the Snakemake rule's input, `feature_paths`); `settings` is
-    `analysis_settings(config)`; `workflow_dir` the workflow's folder, whose commit `made_by`
-    records; `processes` the CPUs the job was given (config `metrics_threads`). Returns the
-    result as the documented JSON and the bootstrap replicates.
+    `inputs` maps manifest, real_manifest and each extractor's `<key>` / `<key>_real` feature
+    files to paths (the Snakemake rule's input, `feature_paths`); `settings` is
+    `analysis_settings(config)`; `pairing` how its images meet their prompts (the keyword
+    arguments of `pair_prompts`: the rule's `pairing` parameter); `workflow_dir` the workflow's
+    folder, whose commit `made_by` records; `processes` the CPUs the job was given (config
+    `metrics_threads`). Returns the result as the documented JSON and the bootstrap replicates.
 
     Linear algebra runs on one thread whatever the job's CPUs: the numbers are then the bits
     of a one-CPU job, and the CPUs go to processes that split the bootstrap (`ckpt_eval.forked`)
@@ -265,16 +270,20 @@ def checkpoint_metrics(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _checkpoint_metrics(inputs, settings, workflow_dir, processes)
+        return _checkpoint_metrics(inputs, settings, pairing, workflow_dir, processes)
 
 
 def _checkpoint_metrics(
-    inputs: Any, settings: dict[str, Any], workflow_dir: str | None, processes: int
+    inputs: Any,
+    settings: dict[str, Any],
+    pairing: dict[str, Any],
+    workflow_dir: str | None,
+    processes: int,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     with phase("read"):
         manifest = read_manifest(inputs.manifest)
         real_manifest = read_manifest(inputs.real_manifest)
-        pairs = read_json(inputs.pairs)
+        pairs = pair_prompts(manifest, **pairing)
         features, real_features, status, metas = load_extracted(
             inputs, settings, manifest, real_manifest
         )

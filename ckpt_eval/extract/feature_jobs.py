@@ -22,6 +22,7 @@ from ckpt_eval.features.cache import save_features, streamed_arrays
 from ckpt_eval.features.extractors import EXTRACTORS
 from ckpt_eval.features.moments import kept_rows
 from ckpt_eval.inputs.manifest import read_manifest
+from ckpt_eval.inputs.prompts import pair_prompts
 from ckpt_eval.jsonio import read_json, write_json
 from ckpt_eval.timing import phase
 
@@ -191,7 +192,7 @@ def model_status(
 def model_features(
     key: str,
     manifest_path: str | Path,
-    pairs_path: str | Path | None,
+    pairing: dict[str, Any] | None,
     status_path: str | Path,
     out: str | Path,
     device_name: str,
@@ -200,18 +201,21 @@ def model_features(
 ) -> None:
     """A model extractor's arrays of one set (rules `<key>_checkpoint` and `<key>_real`).
 
-    With pairs (a checkpoint of an extractor that embeds prompts: clip, pickscore) also each
-    image's own prompt. A model its status says could not be loaded gives a file with no arrays,
-    `available: false` and the status's reason, never numbers; so does a real set the config
-    leaves out (`enabled` false: clip's with `memorization.clip: false`).
+    With `pairing` (a checkpoint of an extractor that embeds prompts: clip, pickscore; the
+    keyword arguments of `pair_prompts`) also each image's own prompt, paired first: an image
+    without one stops the job before any model is loaded, even with no model. A model its status
+    says could not be loaded gives a file with no arrays, `available: false` and the status's
+    reason, never numbers; so does a real set the config leaves out (`enabled` false: clip's
+    with `memorization.clip: false`).
 
     Meta: `set`, `image_sha256`, `available`, `reason`, `model`, `revision`, `weights_sha256`
-    (from the status); when computed also `extractor` (`<key>:<model>`), `device`,
-    `preprocessing`, `truncated` (the prompts over 77 tokens, with pairs), `processor`
-    (pickscore), `image_size` (cmmd, dinov2).
+    (from the status), `prompts` (each image's, with pairing); when computed also `extractor`
+    (`<key>:<model>`), `device`, `preprocessing`, `truncated` (the prompts over 77 tokens),
+    `processor` (pickscore), `image_size` (cmmd, dinov2).
     """
     extractor = EXTRACTORS[key]
     manifest = read_manifest(manifest_path)
+    pairs = pair_prompts(manifest, **pairing) if pairing is not None and extractor.prompts else None
     status = read_json(status_path)
     meta: dict[str, Any] = {
         "set": manifest["name"],
@@ -220,6 +224,8 @@ def model_features(
             k: status.get(k) for k in ("available", "reason", "model", "revision", "weights_sha256")
         },
     }
+    if pairs is not None:  # what its text embeddings are (or would be) made from
+        meta["prompts"] = [p["prompt"] for p in pairs["pairs"]]
     if extractor.has_processor:
         meta["processor"] = status.get("processor")
     if status["available"] and not enabled:
@@ -238,9 +244,7 @@ def model_features(
     meta["extractor"] = f"{key}:{status['model']}"
     meta["preprocessing"] = extractor.preprocessing
     paths = [image["path"] for image in manifest["images"]]
-    prompts = None
-    if pairs_path is not None and extractor.prompts:
-        prompts = [p["prompt"] for p in read_json(pairs_path)["pairs"]]
+    prompts = meta.get("prompts")
     log.info(
         "%s %s: %d images on %s, batch %d", key, manifest["name"], len(paths), device, batch_size
     )

@@ -149,7 +149,7 @@ class GenerationPlan:
         )
 
     def prompts(self) -> dict[str, dict[str, str]]:
-        """Checkpoint -> {file relative to `root`: prompt}, as the prompts stage takes them."""
+        """Checkpoint -> {file relative to `root`: prompt}, as the jobs that pair them take them."""
         return {
             name: {f"{name}/{image.file}": image.prompt for image in self.images}
             for name in self.loras

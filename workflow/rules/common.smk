@@ -131,21 +131,24 @@ def checkpoint_lora(wildcards):
     return [str(lora)] if lora else []
 
 
-def checkpoint_prompts(wildcards):
-    """Only this checkpoint's prompts, as a parameter: editing the prompt file reruns just the
-    checkpoints whose prompts changed."""
-    return PROMPTS[wildcards.ckpt]
+def checkpoint_pairing(wildcards):
+    """How this checkpoint's images meet their prompts, as one parameter of the jobs that pair
+    them (ckpt_eval/inputs/prompts.py: the prompt-embedding extractors' and the metrics'):
+    only its own prompts, so editing the prompt file reruns just the checkpoints whose prompts
+    changed; its known seeds ({file: seed}: images of one prompt and seed pair up across
+    checkpoints in the comparisons); the prompt file, for messages; the fallback prompt.
+    """
+    return {
+        "prompts": PROMPTS[wildcards.ckpt],
+        "seeds": SEEDS.get(wildcards.ckpt, {}),
+        "prompt_file": PROMPT_SOURCE,
+        "fallback": config["fallback_prompt"],
+    }
 
 
 def metrics_features(wildcards):
     """The feature files a checkpoint's metrics job reads, one or two per extractor."""
     return feature_paths(OUT, config, wildcards.ckpt)
-
-
-def checkpoint_seeds(wildcards):
-    """This checkpoint's known seeds ({file: seed}): images of one prompt and seed pair up
-    across checkpoints in the comparisons."""
-    return SEEDS.get(wildcards.ckpt, {})
 
 
 def grid_outputs(wildcards):
@@ -179,9 +182,9 @@ def model_params(extractor):
     return params
 
 
-def prompt_input(extractor):
-    """The checkpoint's prompt pairs, for the extractors that embed each image's own prompt."""
-    return {"pairs": f"{OUT}/prompts/{{ckpt}}.json"} if extractor.prompts else {}
+def pairing_param(extractor):
+    """The checkpoint's pairing, for the extractors that embed each image's own prompt."""
+    return {"pairing": checkpoint_pairing} if extractor.prompts else {}
 
 
 def slurm_jobs(dag):
@@ -237,15 +240,14 @@ RESULT_FILES = [
 
 
 def kept_files():
-    """Every file besides the results that a finished run keeps (manifests, prompt pairs,
-    the Inception network, features and model statuses, per-checkpoint metrics and
-    replicates, the charts, the grid's contact sheets)."""
+    """Every file besides the results that a finished run keeps (manifests, the Inception
+    network, features and model statuses, per-checkpoint metrics and replicates, the charts,
+    the grid's contact sheets)."""
     files = [f"{OUT}/manifests/real.json", f"{OUT}/plots", GRIDS, *MODEL_STATUSES]
     files.append(f"{OUT}/features/inception/network.safetensors")
     for ckpt in CHECKPOINTS:
         files += [
             f"{OUT}/manifests/checkpoint_{ckpt}.json",
-            f"{OUT}/prompts/{ckpt}.json",
             f"{OUT}/metrics_checkpoint_{ckpt}.json",
             f"{OUT}/bootstrap/checkpoint_{ckpt}.npz",
             *feature_paths(OUT, config, ckpt).values(),

@@ -88,7 +88,6 @@ for EXTRACTOR in model_extractors(config):
         name:
             f"{EXTRACTOR.key}_checkpoint"
         input:
-            **prompt_input(EXTRACTOR),
             manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
             status=f"{OUT}/features/{EXTRACTOR.key}/model.json",
         output:
@@ -101,6 +100,7 @@ for EXTRACTOR in model_extractors(config):
         resources:
             gpu=GPU,
         params:
+            **pairing_param(EXTRACTOR),
             torch_threads=config["feature_threads"],
             device=config["device"],
             batch_size=EXTRACTOR.batch_size(config),

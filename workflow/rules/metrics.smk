@@ -4,7 +4,6 @@ rule metrics_checkpoint:
         unpack(metrics_features),
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
         real_manifest=f"{OUT}/manifests/real.json",
-        pairs=f"{OUT}/prompts/{{ckpt}}.json",
     output:
         metrics=f"{OUT}/metrics_checkpoint_{{ckpt}}.json",
         replicates=f"{OUT}/bootstrap/checkpoint_{{ckpt}}.npz",
@@ -16,6 +15,8 @@ rule metrics_checkpoint:
     threads: config["metrics_threads"]
     params:
         settings=ANALYSIS,
+        # each image with its prompt (ckpt_eval/inputs/prompts.py), paired in the job
+        pairing=checkpoint_pairing,
         workflow_dir=WORKFLOW_DIR,
     script:
         "../../scripts/metrics.py"
