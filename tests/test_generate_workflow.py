@@ -1,7 +1,7 @@
 """The generate stage through the workflow: a base model and the diffusers training script's
-LoRA checkpoints become rendered samples that the organize and prompts stages take up (the stages
-after them treat them as any samples, see test_workflow.py), and a rerun after a stop renders
-only what is missing. Run up to the prompts stage only, to keep the test short."""
+LoRA checkpoints become rendered samples that the features stage takes up (organized, paired
+with their prompts; the stages after it treat them as any samples, see test_workflow.py), and a
+rerun after a stop renders only what is missing."""
 
 from __future__ import annotations
 

@@ -107,7 +107,8 @@ wildcard_constraints:
 
 
 def checkpoint_images(wildcards):
-    """The checkpoint's own image files (a parameter of its organize job)."""
+    """The checkpoint's own image files (a parameter of its Inception job, which organizes
+    them)."""
     return [str(p) for p in CHECKPOINTS[wildcards.ckpt]]
 
 
@@ -120,7 +121,7 @@ def checkpoint_files(wildcards):
 
 
 def checkpoint_inputs(wildcards):
-    """What the checkpoint's organize job waits for: for generated images the generate job's
+    """What the checkpoint's Inception job waits for: for generated images the generate job's
     record of them (not Snakemake outputs: see generate.smk)."""
     return [str(GENERATE.record(wildcards.ckpt))] if GENERATE else []
 

@@ -20,13 +20,21 @@ rule inception_network:
         "../../scripts/inception_network.py"
 
 
-# One checkpoint's Inception features; the real set's (below) are the same rule on its manifest.
+# One checkpoint's manifest and Inception features; the real set's (below) are the same rule.
+# The job first organizes the set: each image decoded whole and hashed (on its threads), the
+# sealed manifest written (ckpt_eval/inputs/manifest.py), a bad image stopping it or listed as
+# skipped; then the features of the manifest's images. One job, not two: nothing reruns one
+# without the other (both follow the images), and a job less per checkpoint is a shorter plan
+# and a shorter wait for a new checkpoint. A set's image files are parameters, not inputs:
+# `files` (their paths, sizes and modification times as one digest,
+# ckpt_eval/inputs/fingerprint.py) reruns the job when one changes.
 rule inception_checkpoint:
     input:
-        manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
+        checkpoint_inputs,
         network=f"{OUT}/features/inception/network.safetensors",
     output:
-        f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
+        manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
+        features=f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
     log:
         f"{LOGS}/features/inception_{{ckpt}}.log",
     conda:
@@ -35,6 +43,11 @@ rule inception_checkpoint:
     resources:
         gpu=GPU,
     params:
+        images=checkpoint_images,
+        files=checkpoint_files,
+        name="{ckpt}",
+        root=SAMPLES_ROOT,
+        on_bad_image=config["on_bad_image"],
         weights=INCEPTION_WEIGHTS,
         fingerprint=ANALYSIS["inception"],
         torch_threads=config["feature_threads"],
@@ -47,13 +60,17 @@ rule inception_checkpoint:
 
 use rule inception_checkpoint as inception_real with:
     input:
-        manifest=f"{OUT}/manifests/real.json",
         network=f"{OUT}/features/inception/network.safetensors",
     output:
-        f"{OUT}/features/inception/real.npz",
+        manifest=f"{OUT}/manifests/real.json",
+        features=f"{OUT}/features/inception/real.npz",
     log:
         f"{LOGS}/features/inception_real.log",
     params:
+        images=REAL_IMAGES,
+        files=files_fingerprint(REAL_IMAGES),
+        name="real",
+        root=lambda wildcards: config["real_images"],
         # above max_real_features images: keep a seeded subset of rows, stream the statistics
         subset=subset_param(
             len(REAL_IMAGES), config["max_real_features"], config["seed"]
