@@ -7,8 +7,9 @@ from ckpt_eval.jobs import run_job
 
 
 def main(smk) -> None:
-    p = smk.params
-    organize(p.name, p.images, p.root, p.on_bad_image, smk.threads, smk.output.manifest)
+    p, image_set = smk.params, smk.params.organize
+    name, images, root = image_set["name"], image_set["images"], image_set["root"]
+    organize(name, images, root, image_set["on_bad_image"], smk.threads, smk.output.manifest)
     inception_features(
         smk.output.manifest,
         smk.output.features,

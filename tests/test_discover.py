@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from ckpt_eval.inputs.discover import (
     check_separate_folders,
     discover_checkpoints,
     list_images,
+    relative_file,
 )
 from ckpt_eval.inputs.images import sha256_file
 from ckpt_eval.inputs.layouts import folders
@@ -350,3 +353,40 @@ def test_checkpoint_names_differing_only_by_case_are_refused(tmp_path: Path) -> 
     assert "'Step-100' and 'step-100' differ only by case" in info.value.what
     (tmp_path / "Step-100").rename(tmp_path / "step-100-b")  # the fix the message suggests
     check_distinct_names(discover_checkpoints(tmp_path, EXTS), tmp_path)
+
+
+def test_relative_file_names_a_path_as_abspath_would(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The lexical shortcut (a path spelled as root + "/" + a plain remainder) gives the same
+    name as the full abspath route, or the same refusal, for paths made of every awkward part:
+    `.`, `..`, empty parts, absolute and relative roots, a trailing slash."""
+
+    def by_abspath(path: str, root: str) -> str:
+        full, base = os.path.abspath(path), os.path.abspath(root)
+        if full == base or not full.startswith(base.rstrip(os.sep) + os.sep):
+            raise ValueError(path)
+        return full[len(base.rstrip(os.sep)) + 1 :].replace(os.sep, "/")
+
+    def named(fn: Callable[[str, str], str], path: str, root: str) -> str:
+        try:
+            return fn(path, root)
+        except ValueError:
+            return "refused"
+
+    monkeypatch.chdir(tmp_path)
+    parts = ["a", "b", ".", "..", "", "samples", "x.png", "/tmp", "/", "tmp"]
+    rng = random.Random(3)
+    names = 0
+    for _ in range(20_000):
+        root = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 3)))
+        path = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 5)))
+        if rng.random() < 0.5:
+            path = f"{root}/{path}"
+        for spelled in (root, root + "/"):
+            expected = named(by_abspath, path, spelled)
+            assert named(relative_file, path, spelled) == expected, (path, spelled)
+            names += expected != "refused"
+    assert names > 5_000  # most cases name a file: the shortcut is what is tested
+    assert relative_file("samples/step-1/a.png", "samples") == "step-1/a.png"
+    assert relative_file("samples/./step-1/../b.png", "samples/") == "b.png"

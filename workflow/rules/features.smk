@@ -25,12 +25,11 @@ rule inception_network:
 # sealed manifest written (ckpt_eval/inputs/manifest.py), a bad image stopping it or listed as
 # skipped; then the features of the manifest's images. One job, not two: nothing reruns one
 # without the other (both follow the images), and a job less per checkpoint is a shorter plan
-# and a shorter wait for a new checkpoint. A set's image files are parameters, not inputs:
-# `files` (their paths, sizes and modification times as one digest,
-# ckpt_eval/inputs/fingerprint.py) reruns the job when one changes.
+# and a shorter wait for a new checkpoint. A set's image files are a parameter, not inputs
+# (`organize_param`, common.smk): their digest reruns the job when one changes.
 rule inception_checkpoint:
     input:
-        checkpoint_inputs,
+        checkpoint_inputs if GENERATE else [],
         network=f"{OUT}/features/inception/network.safetensors",
     output:
         manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
@@ -43,11 +42,7 @@ rule inception_checkpoint:
     resources:
         gpu=GPU,
     params:
-        images=checkpoint_images,
-        files=checkpoint_files,
-        name="{ckpt}",
-        root=SAMPLES_ROOT,
-        on_bad_image=config["on_bad_image"],
+        organize=checkpoint_organize,
         weights=INCEPTION_WEIGHTS,
         fingerprint=ANALYSIS["inception"],
         torch_threads=config["feature_threads"],
@@ -67,10 +62,7 @@ use rule inception_checkpoint as inception_real with:
     log:
         f"{LOGS}/features/inception_real.log",
     params:
-        images=REAL_IMAGES,
-        files=files_fingerprint(REAL_IMAGES),
-        name="real",
-        root=lambda wildcards: config["real_images"],
+        organize=organize_param("real", REAL_IMAGES, config["real_images"]),
         # above max_real_features images: keep a seeded subset of rows, stream the statistics
         subset=subset_param(
             len(REAL_IMAGES), config["max_real_features"], config["seed"]
