@@ -139,7 +139,6 @@ def remove_checkpoint(project: Path, data: BenchData) -> None:
     out = project / "results" / "bench"
     for path in (
         out / "manifests" / f"checkpoint_{name}.json",
-        out / "prompts" / f"{name}.json",
         out / "features" / "inception" / f"checkpoint_{name}.npz",
         out / "features" / "clip" / f"checkpoint_{name}.npz",
         out / f"metrics_checkpoint_{name}.json",
