@@ -25,8 +25,9 @@ rule inception_network:
 # sealed manifest written (ckpt_eval/inputs/manifest.py), a bad image stopping it or listed as
 # skipped; then the features of the manifest's images. One job, not two: nothing reruns one
 # without the other (both follow the images), and a job less per checkpoint is a shorter plan
-# and a shorter wait for a new checkpoint. A set's image files are a parameter, not inputs
-# (`organize_param`, common.smk): their digest reruns the job when one changes.
+# and one process start fewer before a new checkpoint's extraction. A set's image files are a
+# parameter, not inputs (`organize_param`, common.smk): their digest reruns the job when one
+# changes.
 rule inception_checkpoint:
     input:
         checkpoint_inputs if GENERATE else [],
