@@ -1,7 +1,6 @@
 # ckpt-eval: which checkpoint of a fine-tuned text-to-image model to ship.
-# Stages: [generate ->] features -> metrics -> report [-> export] (one rule file each). A set's
-# Inception job organizes it first (its manifest: each image decoded and hashed); the jobs that
-# use prompts (CLIP's features, the metrics) pair each image with its own.
+# Stages: [generate ->] organize -> features -> metrics -> report [-> export] (one rule file
+# each). The jobs that use prompts (CLIP's features, the metrics) pair each image with its own.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -16,6 +15,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/generate.smk"
+include: "workflow/rules/organize.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/report.smk"

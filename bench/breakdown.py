@@ -19,7 +19,6 @@ from ckpt_eval.timing import read_timing
 COLUMNS = (
     "start",
     "imports",
-    "organize",
     "import torch",
     "weights",
     "load model",
@@ -36,8 +35,6 @@ COLUMN_NOTES = {
     "start": "process created to the script's first line: shell, interpreter, Snakemake's "
     "job object unpickled",
     "imports": "the script's own imports (ckpt_eval modules)",
-    "organize": "the set's images decoded whole and hashed, its manifest written (the first "
-    "step of its Inception job)",
     "import torch": "torch and the extraction modules, imported by the job",
     "weights": "the Inception network loaded and ready",
     "load model": "a model extractor's model loaded (or found missing)",

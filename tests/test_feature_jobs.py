@@ -14,15 +14,10 @@ from conftest import write_images
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract import clip as clip_embed
 from ckpt_eval.extract import inception
-from ckpt_eval.extract.feature_jobs import (
-    inception_features,
-    model_features,
-    model_status,
-    organize,
-)
+from ckpt_eval.extract.feature_jobs import inception_features, model_features, model_status
 from ckpt_eval.features.cache import load_features
 from ckpt_eval.inputs.images import sha256_file
-from ckpt_eval.inputs.manifest import build_manifest, read_manifest
+from ckpt_eval.inputs.manifest import build_manifest
 from ckpt_eval.inputs.prompts import pair_prompts
 from ckpt_eval.jsonio import read_json, write_json
 
@@ -58,29 +53,6 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     write_json(manifest, root / "manifest.json")
     pairing = {"prompts": prompts, "seeds": {}, "prompt_file": "prompts.csv", "fallback": None}
     return {"root": root, "manifest": root / "manifest.json", "pairing": pairing}
-
-
-def test_the_inception_job_organizes_its_set_first(tmp_path: Path) -> None:
-    """The first step of a set's Inception job writes the sealed manifest organize always made
-    (the one the CLIP and metrics jobs read); a bad image stops it, naming the file, or is
-    listed as skipped."""
-    samples = tmp_path / "samples"
-    paths = write_images(samples / "step-10", 3, seed=8, size=(40, 32))
-    out = tmp_path / "manifests" / "checkpoint_step-10.json"
-    organize("step-10", [str(p) for p in paths], str(samples), "error", 2, out)
-    assert read_manifest(out) == build_manifest("step-10", paths, samples)
-    assert [image["sha256"] for image in read_manifest(out)["images"]] == [
-        sha256_file(p) for p in sorted(paths)
-    ]
-
-    paths[1].write_bytes(paths[1].read_bytes()[:60])  # truncated
-    with pytest.raises(CkptEvalError) as err:
-        organize("step-10", [str(p) for p in paths], str(samples), "error", 2, out)
-    assert err.value.path == str(paths[1])
-    organize("step-10", [str(p) for p in paths], str(samples), "skip", 2, out)
-    manifest = read_manifest(out)
-    assert [s["path"] for s in manifest["skipped"]] == [str(paths[1])]
-    assert len(manifest["images"]) == 2
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")

@@ -1,7 +1,7 @@
-"""Each trainer's output folder, as `init` configures it, through the workflow's organize step
-(the first of a checkpoint's Inception job) and a job that pairs prompts (CLIP's features, with
-no CLIP model offline: they record the prompts they would embed): no file moved by hand, every
-sample paired with the prompt it was made from."""
+"""Each trainer's output folder, as `init` configures it, through the workflow's organize job and
+a job that pairs prompts (CLIP's features, with no CLIP model offline: they record the prompts
+they would embed): no file moved by hand, every sample paired with the prompt it was made
+from."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_trainer_output_through_organize_and_prompts(
         assert set(prompts) == set(tree.prompts.values())
         for image in manifest["images"]:  # the files of this checkpoint only, where they lie
             assert (tree.root / image["file"]).is_file()
-    assert not (tmp_path / out / "metrics.csv").exists()  # only what was asked for
+    assert not (tmp_path / out / "features" / "inception").exists()  # only what was asked for
 
 
 def test_kohya_prompt_is_paired_with_its_own_image(

@@ -21,7 +21,7 @@ from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.features.cache import save_features, streamed_arrays
 from ckpt_eval.features.extractors import EXTRACTORS
 from ckpt_eval.features.moments import kept_rows
-from ckpt_eval.inputs.manifest import build_manifest, read_manifest
+from ckpt_eval.inputs.manifest import read_manifest
 from ckpt_eval.inputs.prompts import pair_prompts
 from ckpt_eval.jsonio import read_json, write_json
 from ckpt_eval.timing import phase
@@ -52,21 +52,6 @@ def inception_network(weights: str | None, out: str | Path) -> None:
             save_network(torch.nn.Sequential(), out, {**metadata, "network": "torchscript"})
         else:
             save_network(net, out, {**metadata, "network": "eager"})
-
-
-def organize(
-    name: str,
-    images: list[str],
-    root: str | Path,
-    on_bad_image: str,
-    threads: int,
-    out: str | Path,
-) -> None:
-    """Write the set's sealed manifest: the first step of its Inception job, before torch is
-    imported, so a bad image stops the job in a fraction of a second. The jobs that read it
-    refuse one edited by hand (`ckpt_eval.inputs.manifest.read_manifest`)."""
-    with phase("organize"):
-        write_json(build_manifest(name, images, root, on_bad_image, threads), out)
 
 
 def _network(weights: str | None, network: str | Path | None, device: Any) -> tuple[Any, str, str]:

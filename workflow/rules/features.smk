@@ -20,21 +20,13 @@ rule inception_network:
         "../../scripts/inception_network.py"
 
 
-# One checkpoint's manifest and Inception features; the real set's (below) are the same rule.
-# The job first organizes the set: each image decoded whole and hashed (on its threads), the
-# sealed manifest written (ckpt_eval/inputs/manifest.py), a bad image stopping it or listed as
-# skipped; then the features of the manifest's images. One job, not two: nothing reruns one
-# without the other (both follow the images), and a job less per checkpoint is a shorter plan
-# and one process start fewer before a new checkpoint's extraction. A set's image files are a
-# parameter, not inputs (`organize_param`, common.smk): their digest reruns the job when one
-# changes.
+# One checkpoint's Inception features; the real set's (below) are the same rule on its manifest.
 rule inception_checkpoint:
     input:
-        checkpoint_inputs if GENERATE else [],
+        manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
         network=f"{OUT}/features/inception/network.safetensors",
     output:
-        manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
-        features=f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
+        f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
     log:
         f"{LOGS}/features/inception_{{ckpt}}.log",
     conda:
@@ -43,7 +35,6 @@ rule inception_checkpoint:
     resources:
         gpu=GPU,
     params:
-        organize=checkpoint_organize,
         weights=INCEPTION_WEIGHTS,
         fingerprint=ANALYSIS["inception"],
         torch_threads=config["feature_threads"],
@@ -56,14 +47,13 @@ rule inception_checkpoint:
 
 use rule inception_checkpoint as inception_real with:
     input:
+        manifest=f"{OUT}/manifests/real.json",
         network=f"{OUT}/features/inception/network.safetensors",
     output:
-        manifest=f"{OUT}/manifests/real.json",
-        features=f"{OUT}/features/inception/real.npz",
+        f"{OUT}/features/inception/real.npz",
     log:
         f"{LOGS}/features/inception_real.log",
     params:
-        organize=organize_param("real", REAL_IMAGES, config["real_images"]),
         # above max_real_features images: keep a seeded subset of rows, stream the statistics
         subset=subset_param(
             len(REAL_IMAGES), config["max_real_features"], config["seed"]
