@@ -120,9 +120,9 @@ def checkpoint_files(wildcards):
 
 
 def checkpoint_inputs(wildcards):
-    """What the checkpoint's organize job waits for with generate: the generate job's record
-    of its images (not Snakemake outputs: see generate.smk)."""
-    return [str(GENERATE.record(wildcards.ckpt))]
+    """What the checkpoint's organize job waits for: for generated images the generate job's
+    record of them (not Snakemake outputs: see generate.smk)."""
+    return [str(GENERATE.record(wildcards.ckpt))] if GENERATE else []
 
 
 def checkpoint_lora(wildcards):

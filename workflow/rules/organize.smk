@@ -25,8 +25,7 @@ rule organize_real:
 
 rule organize_checkpoint:
     input:
-        # with generate: the generate job's record (no function to call per job otherwise)
-        checkpoint_inputs if GENERATE else [],
+        checkpoint_inputs,
     output:
         f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
     log:
