@@ -1,6 +1,8 @@
 # ckpt-eval: which checkpoint of a fine-tuned text-to-image model to ship.
-# Stages: [generate ->] organize -> features -> metrics -> report [-> export] (one rule file
-# each). The jobs that use prompts (CLIP's features, the metrics) pair each image with its own.
+# Stages: [generate ->] features -> metrics -> report [-> export] (one rule file each). A set's
+# feature jobs organize it first (each image decoded and hashed; the Inception job writes the
+# manifest); the jobs that use prompts (CLIP's features, the metrics) pair each image with its
+# own.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -15,7 +17,6 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/generate.smk"
-include: "workflow/rules/organize.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/report.smk"

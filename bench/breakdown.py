@@ -19,6 +19,7 @@ from ckpt_eval.timing import read_timing
 COLUMNS = (
     "start",
     "imports",
+    "organize",
     "import torch",
     "weights",
     "load model",
@@ -35,6 +36,8 @@ COLUMN_NOTES = {
     "start": "process created to the script's first line: shell, interpreter, Snakemake's "
     "job object unpickled",
     "imports": "the script's own imports (ckpt_eval modules)",
+    "organize": "the set's images decoded whole and hashed (the first step of each feature job; "
+    "the Inception job writes them as the manifest)",
     "import torch": "torch and the extraction modules, imported by the job",
     "weights": "the Inception network loaded and ready",
     "load model": "a model extractor's model loaded (or found missing)",

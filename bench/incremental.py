@@ -1,8 +1,9 @@
 """Figures 3 and 4: adding one checkpoint to a finished run, and a rerun with nothing changed.
 
 3. After a full run of four checkpoints, a fifth is added (its folder and its prompts) and
-   `snakemake --cores 2` runs: its organize, prompts, Inception, CLIP (not computed here),
-   metrics jobs, then consolidate and report. Target (issue 18): at most 1.3x that
+   `snakemake --cores 2` runs: its Inception job (which writes its manifest first), its CLIP
+   job (not computed here) and its metrics job, then consolidate, the report and the contact
+   sheets. Target (issue 18): at most 1.3x that
    checkpoint's own extraction time plus 3 s. Where the time goes, job by job, from the jobs'
    timing lines (`bench/breakdown.py`). Its own extraction time is measured in the same run,
    interleaved: `ckpt_eval.extract.inception.extract` on its images (the full path of figure 1:

@@ -3,13 +3,14 @@ path (no stand-in, no estimate).
 
 50,000 real images of 64x64 (PNG, generated with a seeded generator into the bench's work
 folder: smooth colour fields with noise, every one different) and one checkpoint of 32; the
-whole workflow runs on them, `snakemake --cores 2` from scratch: organize (50,000 hashed and
-measured), the real set's Inception job (the real network on every image: resized to 299x299
-like any other, so the small size only saves disk and decoding, not network time), metrics,
-consolidate, report. A thread samples every process of the run every 0.5 s (psutil): each job's
-process tree (the job and its DataLoader workers, if any), PSS summed (pages shared between
-forked processes counted once) and its main process's RSS. Target (issue 18): every job under
-2 GiB. Takes about as long as 50,000 images through Inception: half an hour or more.
+whole workflow runs on them, `snakemake --cores 2` from scratch: the real set's Inception job
+(its manifest first: 50,000 images decoded and hashed; then the real network on every image,
+resized to 299x299 like any other, so the small size only saves disk and decoding, not network
+time), metrics, consolidate, report. A thread samples every process of the run every 0.5 s
+(psutil): each job's process tree (the job and its DataLoader workers, if any), PSS summed
+(pages shared between forked processes counted once) and its main process's RSS. Target
+(issue 18): every job under 2 GiB. Takes about as long as 50,000 images through Inception: half
+an hour or more.
 """
 
 from __future__ import annotations
@@ -147,10 +148,9 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 SCRIPTS = {
-    "organize": "organize (manifests)",
-    "prompts": "prompts",
     "inception_network": "the network folded",
-    "inception_features": "Inception features (the real set's job and the checkpoint's)",
+    "inception_features": "manifest and Inception features (the real set's job and the "
+    "checkpoint's)",
     "model_status": "CLIP model status",
     "model_features": "CLIP features (none: no model)",
     "metrics": "metrics",

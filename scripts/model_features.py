@@ -1,9 +1,10 @@
-"""A model extractor's features of one set (rules `<key>_checkpoint` and `<key>_real`): image
-embeddings, and a checkpoint's prompt embeddings where the extractor embeds prompts."""
+"""A model extractor's features of one set (rules `<key>_checkpoint` and `<key>_real`): the set
+organized in the job (its manifest, made as its Inception job makes it), then image embeddings,
+and a checkpoint's prompt embeddings where the extractor embeds prompts."""
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
-from ckpt_eval.extract.feature_jobs import model_features
+from ckpt_eval.extract.feature_jobs import model_features, organized
 from ckpt_eval.features.extractors import extractor_of_rule
 from ckpt_eval.jobs import run_job
 
@@ -11,7 +12,7 @@ from ckpt_eval.jobs import run_job
 def main(smk) -> None:
     model_features(
         extractor_of_rule(smk.rule).key,
-        smk.input.manifest,
+        organized(smk.params.organize, smk.threads),
         smk.params.get("pairing"),
         smk.input.status,
         smk.output[0],

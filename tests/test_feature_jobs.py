@@ -14,10 +14,15 @@ from conftest import write_images
 from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.extract import clip as clip_embed
 from ckpt_eval.extract import inception
-from ckpt_eval.extract.feature_jobs import inception_features, model_features, model_status
+from ckpt_eval.extract.feature_jobs import (
+    inception_features,
+    model_features,
+    model_status,
+    organized,
+)
 from ckpt_eval.features.cache import load_features
 from ckpt_eval.inputs.images import sha256_file
-from ckpt_eval.inputs.manifest import build_manifest
+from ckpt_eval.inputs.manifest import build_manifest, read_manifest
 from ckpt_eval.inputs.prompts import pair_prompts
 from ckpt_eval.jsonio import read_json, write_json
 
@@ -31,6 +36,12 @@ LONG_PROMPT = " ".join(f"word{i % 7} photograph" for i in range(100))  # 200 wor
 
 
 offline = pytest.fixture(hub_offline)
+
+
+def _image_set(name: str, paths: list[Path], root: Path, on_bad_image: str) -> dict[str, Any]:
+    """A set's `organize` parameter, as workflow/rules/common.smk's organize_param makes it."""
+    images = [str(p) for p in paths]
+    return {"name": name, "images": images, "root": str(root), "on_bad_image": on_bad_image}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +63,36 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     write_json(manifest, root / "manifest.json")
     pairing = {"prompts": prompts, "seeds": {}, "prompt_file": "prompts.csv", "fallback": None}
-    return {"root": root, "manifest": root / "manifest.json", "pairing": pairing}
+    return {
+        "root": root,
+        "manifest": root / "manifest.json",
+        "pairing": pairing,
+        "organize": _image_set("step-10", paths, samples, "error"),
+    }
+
+
+def test_a_feature_job_organizes_its_set_first(tmp_path: Path) -> None:
+    """The first step of every feature job of a set: the sealed manifest organize always made
+    (the Inception job writes it for the metrics and the report; a model extractor's job makes
+    the same one for itself); a bad image stops it, naming the file, or is listed as skipped."""
+    samples = tmp_path / "samples"
+    paths = write_images(samples / "step-10", 3, seed=8, size=(40, 32))
+    manifest = organized(_image_set("step-10", paths, samples, "error"), 2)
+    assert manifest == build_manifest("step-10", paths, samples)
+    out = tmp_path / "manifests" / "checkpoint_step-10.json"
+    write_json(manifest, out)
+    assert read_manifest(out) == manifest
+    assert [image["sha256"] for image in manifest["images"]] == [
+        sha256_file(p) for p in sorted(paths)
+    ]
+
+    paths[1].write_bytes(paths[1].read_bytes()[:60])  # truncated
+    with pytest.raises(CkptEvalError) as err:
+        organized(_image_set("step-10", paths, samples, "error"), 2)
+    assert err.value.path == str(paths[1])
+    manifest = organized(_image_set("step-10", paths, samples, "skip"), 1)
+    assert [s["path"] for s in manifest["skipped"]] == [str(paths[1])]
+    assert len(manifest["images"]) == 2
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
@@ -229,6 +269,15 @@ def test_clip_features_with_tiny_model(
     out = tmp_path / "clip.npz"
     model_features("clip", checkpoint["manifest"], checkpoint["pairing"], status, out, "cpu", 2)
     arrays, meta = load_features(out)
+    # the job's way: the manifest it made itself, in memory (`organized`), gives the same file
+    again = tmp_path / "clip-organized-in-job.npz"
+    organized_here = organized(checkpoint["organize"], 2)
+    model_features("clip", organized_here, checkpoint["pairing"], status, again, "cpu", 2)
+    arrays_again, meta_again = load_features(again)
+    assert meta_again == meta
+    assert all(np.array_equal(arrays[k], arrays_again[k]) for k in arrays) and set(
+        arrays_again
+    ) == set(arrays)
 
     assert set(arrays) == {"image", "text"}
     for key in ("image", "text"):

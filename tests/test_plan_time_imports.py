@@ -1,7 +1,7 @@
 """Plan-time code imports no torch: every module of ckpt_eval but the torch side (ckpt_eval.extract
 and ckpt_eval.generate.pipeline) imports without torch, torchvision, transformers or diffusers,
-and without the torch side itself. Snakefile planning (common.smk) and the metrics, report and
-organize jobs then start in a fraction of a second, and a no-op rerun stays fast."""
+and without the torch side itself. Snakefile planning (common.smk) and the metrics and report
+jobs then start in a fraction of a second, and a no-op rerun stays fast."""
 
 from __future__ import annotations
 

@@ -39,24 +39,22 @@ GENERATE_RULES = {"generate"}
 THREADED_RULES = (FEATURE_RULES - {"clip_model"}) | GENERATE_RULES
 FEATURE_THREADS = 2  # the schema's default
 METRICS_THREADS = 2  # the schema's default of metrics_threads (the metrics jobs' threads)
-ORGANIZE_THREADS = 2  # workflow/rules/organize.smk: decoding and hashing on two threads
 
 
 def expected_threads(rule: str, feature_threads: int = FEATURE_THREADS) -> int:
-    """A rule's threads: from the config's feature_threads or metrics_threads, organize's own,
-    else one."""
+    """A rule's threads: from the config's feature_threads or metrics_threads, else one."""
     if rule in THREADED_RULES:
         return feature_threads
     if rule == "metrics_checkpoint":
         return METRICS_THREADS
-    return ORGANIZE_THREADS if rule.startswith("organize_") else 1
+    return 1
 
 
 SUBMIT = ("sbatch", "srun", "salloc")
 QUERY = ("sinfo", "squeue", "sacct", "scontrol")
-# components per checkpoint in each group: organize alone (one component);
-# inception and CLIP features of a checkpoint are not connected to each other (two); metrics one
-COMPONENTS_PER_CHECKPOINT = {"prepare": 1, "features": 2, "metrics": 1}
+# components per checkpoint in each group: a checkpoint's Inception and CLIP jobs each organize
+# its images themselves, not connected to each other (two); its metrics job one
+COMPONENTS_PER_CHECKPOINT = {"features": 2, "metrics": 1}
 N_CHECKPOINTS = 6  # 12 feature components: more than one features group job
 
 
@@ -159,7 +157,7 @@ def test_slurm_profile_plans_every_job_with_the_profiles_resources(
         for key in ("mem_mb", "runtime", "cpus_per_task"):
             expected = profile_value(given[key], job.threads)
             assert job.resources[key] == str(expected), (job.rule, key)
-        # threads from the config's threads keys (and organize's two); SLURM gives each job as
+        # threads from the config's threads keys; SLURM gives each job as
         # many CPUs as it runs threads
         assert job.threads == expected_threads(job.rule), job.rule
         assert int(job.resources["cpus_per_task"]) == job.threads, job.rule

@@ -1,7 +1,7 @@
-"""Each trainer's output folder, as `init` configures it, through the workflow's organize job and
-a job that pairs prompts (CLIP's features, with no CLIP model offline: they record the prompts
-they would embed): no file moved by hand, every sample paired with the prompt it was made
-from."""
+"""Each trainer's output folder, as `init` configures it, through the workflow's organize step
+(the first of a checkpoint's Inception job) and a job that pairs prompts (CLIP's features, with
+no CLIP model offline: they record the prompts they would embed): no file moved by hand, every
+sample paired with the prompt it was made from."""
 
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def paired_target(config: dict, name: str) -> str:
     return f"results/{config['run']}/features/clip/checkpoint_{name}.npz"
 
 
+def manifest_target(config: dict, name: str) -> str:
+    """Checkpoint `name`'s manifest: its Inception job's (the CLIP job organizes the same images
+    for itself, in memory)."""
+    return f"results/{config['run']}/manifests/checkpoint_{name}.json"
+
+
 def paired_prompts(root: Path, config: dict, name: str) -> list[str]:
     """Each image's prompt in that file, in its manifest's order."""
     _, meta = load_features(root / paired_target(config, name))
@@ -62,6 +68,7 @@ def test_trainer_output_through_organize_and_prompts(
     config = initialised(tmp_path, tree.root, monkeypatch)
     out = f"results/{config['run']}"
     targets = [paired_target(config, name) for name in tree.checkpoints]
+    targets += [manifest_target(config, name) for name in tree.checkpoints]
     snakemake(tmp_path, tmp_path / "c.yaml", *targets)
     for name in tree.checkpoints:
         manifest = json.loads(
@@ -72,7 +79,7 @@ def test_trainer_output_through_organize_and_prompts(
         assert set(prompts) == set(tree.prompts.values())
         for image in manifest["images"]:  # the files of this checkpoint only, where they lie
             assert (tree.root / image["file"]).is_file()
-    assert not (tmp_path / out / "features" / "inception").exists()  # only what was asked for
+    assert not (tmp_path / out / "metrics.csv").exists()  # only what was asked for
 
 
 def test_kohya_prompt_is_paired_with_its_own_image(
@@ -80,10 +87,9 @@ def test_kohya_prompt_is_paired_with_its_own_image(
 ) -> None:
     make.kohya(tmp_path / "train", steps=(100,))
     config = initialised(tmp_path, tmp_path / "train", monkeypatch)
-    snakemake(tmp_path, tmp_path / "c.yaml", paired_target(config, "step-000100"))
-    manifest = json.loads(
-        (tmp_path / f"results/{config['run']}/manifests/checkpoint_step-000100.json").read_text()
-    )
+    paired, organized = (t(config, "step-000100") for t in (paired_target, manifest_target))
+    snakemake(tmp_path, tmp_path / "c.yaml", paired, organized)
+    manifest = json.loads((tmp_path / organized).read_text())
     files = [image["file"] for image in manifest["images"]]
     by_file = dict(zip(files, paired_prompts(tmp_path, config, "step-000100"), strict=True))
     assert by_file == {

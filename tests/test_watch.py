@@ -237,8 +237,8 @@ def test_a_training_run_is_watched_to_a_finished_report(tmp_path: Path) -> None:
         jobs = rule_wildcards(log)
         assert {c for _, c in jobs if c} == named, (said, jobs)
         assert ("report", None) in jobs and ("export", None) in jobs
-    assert ("organize_real", None) in rule_wildcards(logs[0])
-    assert all(("organize_real", None) not in rule_wildcards(log) for log in logs[1:])
+    assert ("inception_real", None) in rule_wildcards(logs[0])
+    assert all(("inception_real", None) not in rule_wildcards(log) for log in logs[1:])
 
     # TensorBoard: the scalars at the five steps, as the results have them
     events = EventAccumulator(str(out / "export" / "tensorboard"), size_guidance={"scalars": 0})

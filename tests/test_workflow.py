@@ -136,13 +136,12 @@ def test_changing_or_adding_a_checkpoint_reruns_only_that_checkpoint(
     plan = planned_jobs(root)
     per_checkpoint = {r: v for r, v in plan.items() if v}
     assert set(per_checkpoint) == {
-        "organize_checkpoint",
         "inception_checkpoint",
         "clip_checkpoint",
         "metrics_checkpoint",
     }
     assert all(v == ["checkpoint-200"] for v in per_checkpoint.values())
-    assert "inception_real" not in plan and "organize_real" not in plan
+    assert "inception_real" not in plan
     assert {"consolidate", "report"} <= set(plan)
 
     snakemake(root, root / "config.yaml")
@@ -154,9 +153,8 @@ def test_changing_or_adding_a_checkpoint_reruns_only_that_checkpoint(
     assert plan["inception_checkpoint"] == ["step-400"]
     assert plan["metrics_checkpoint"] == ["step-400"]
     assert plan["clip_checkpoint"] == ["step-400"]
-    assert "inception_real" not in plan
     # the prompt file changed, but only the new checkpoint's prompts: nothing else reruns
-    assert plan["organize_checkpoint"] == ["step-400"]
+    assert "inception_real" not in plan and "clip_real" not in plan
 
 
 def test_editing_one_prompt_reruns_only_what_embeds_or_scores_it(
@@ -176,17 +174,17 @@ def test_editing_one_prompt_reruns_only_what_embeds_or_scores_it(
         "metrics_checkpoint": ["checkpoint-200"],
     }
     assert {"consolidate", "report"} <= set(plan)
-    assert not {"organize_checkpoint", "inception_checkpoint", "clip_real"} & set(plan)
+    assert not {"inception_checkpoint", "clip_real"} & set(plan)
 
 
 def test_an_image_put_back_from_a_backup_is_seen_though_older_than_the_results(
     tmp_path: Path, finished: Path
 ) -> None:
-    """Image files are not Snakemake inputs but a parameter of their set's organize job (their
+    """Image files are not Snakemake inputs but a parameter of their set's Inception job (their
     paths, sizes and modification times, ckpt_eval/inputs/fingerprint.py): a real image
     replaced by another with an old modification time, which comparing modification times
-    would not see, reruns the real set's organize and Inception jobs and every checkpoint's
-    metrics, and no checkpoint's extraction."""
+    would not see, reruns the real set's Inception job (its manifest with it) and every
+    checkpoint's metrics, and no checkpoint's extraction."""
     import os
 
     root = tmp_path / "copy"
@@ -197,8 +195,7 @@ def test_an_image_put_back_from_a_backup_is_seen_though_older_than_the_results(
     Image.new("RGB", shape, (255, 90, 30)).save(image)
     os.utime(image, (1_000_000_000, 1_000_000_000))  # 2001: older than every result
     plan = planned_jobs(root)
-    assert "organize_real" in plan and "inception_real" in plan
-    assert "inception_checkpoint" not in plan and "organize_checkpoint" not in plan
+    assert "inception_real" in plan and "inception_checkpoint" not in plan
     assert set(plan["metrics_checkpoint"]) == {p.name for p in (root / "samples").iterdir()}
 
 

@@ -21,7 +21,7 @@ from ckpt_eval.errors import CkptEvalError
 from ckpt_eval.features.cache import save_features, streamed_arrays
 from ckpt_eval.features.extractors import EXTRACTORS
 from ckpt_eval.features.moments import kept_rows
-from ckpt_eval.inputs.manifest import read_manifest
+from ckpt_eval.inputs.manifest import as_manifest, build_manifest
 from ckpt_eval.inputs.prompts import pair_prompts
 from ckpt_eval.jsonio import read_json, write_json
 from ckpt_eval.timing import phase
@@ -54,6 +54,24 @@ def inception_network(weights: str | None, out: str | Path) -> None:
             save_network(net, out, {**metadata, "network": "eager"})
 
 
+def organized(image_set: dict[str, Any], threads: int) -> dict[str, Any]:
+    """The set's sealed manifest, from its `organize` parameter (workflow/rules/common.smk):
+    each image decoded whole and hashed, on `threads` threads, before torch is imported, so a
+    bad image stops the job in a fraction of a second. Every job that extracts features of a
+    set makes it this way, the Inception job writing it for the metrics and the report: a
+    model extractor's job then waits for no other job, and a rerun of one extractor (new
+    weights, a new model) reruns no other. The metrics refuse features whose images' hashes
+    differ from the manifest's (an image changed between two jobs)."""
+    with phase("organize"):
+        return build_manifest(
+            image_set["name"],
+            image_set["images"],
+            image_set["root"],
+            image_set["on_bad_image"],
+            threads,
+        )
+
+
 def _network(weights: str | None, network: str | Path | None, device: Any) -> tuple[Any, str, str]:
     """(the network to run, the weights file's sha256, which network it is): the run's network
     file when there is one with the eager copy, else built here from the weights file."""
@@ -73,7 +91,7 @@ def _network(weights: str | None, network: str | Path | None, device: Any) -> tu
 
 
 def inception_features(
-    manifest_path: str | Path,
+    manifest: dict[str, Any] | str | Path,
     out: str | Path,
     weights: str | None,
     device_name: str,
@@ -83,7 +101,8 @@ def inception_features(
     seed: int = 0,
     network_file: str | Path | None = None,
 ) -> None:
-    """Features of one image set. With `max_rows` (the real set, config `max_real_features`)
+    """Features of one image set (its manifest as `organized` made it, or a manifest file).
+    With `max_rows` (the real set, config `max_real_features`)
     and more images than that, the file keeps a seeded subset of the rows and the float64 mean
     and covariance of all of them, accumulated while extracting (`ckpt_eval.features.moments`).
     `network_file`: the run's network (`inception_network`), loaded in a few milliseconds where
@@ -91,7 +110,7 @@ def inception_features(
     while torch is imported (`ckpt_eval.extract.predecode`), unless the job runs on a GPU."""
     from ckpt_eval.extract.predecode import Predecoded
 
-    manifest = read_manifest(manifest_path)
+    manifest = as_manifest(manifest)
     paths = [image["path"] for image in manifest["images"]]
     gpu = device_name.startswith(("cuda", "mps"))
     with Predecoded([] if gpu else paths) as ahead:
@@ -191,7 +210,7 @@ def model_status(
 
 def model_features(
     key: str,
-    manifest_path: str | Path,
+    manifest: dict[str, Any] | str | Path,
     pairing: dict[str, Any] | None,
     status_path: str | Path,
     out: str | Path,
@@ -199,7 +218,8 @@ def model_features(
     batch_size: int,
     enabled: bool = True,
 ) -> None:
-    """A model extractor's arrays of one set (rules `<key>_checkpoint` and `<key>_real`).
+    """A model extractor's arrays of one set (rules `<key>_checkpoint` and `<key>_real`): the
+    set's manifest as its job made it (`organized`), or a manifest file.
 
     With `pairing` (a checkpoint of an extractor that embeds prompts: clip, pickscore; the
     keyword arguments of `pair_prompts`) also each image's own prompt, paired first: an image
@@ -214,7 +234,7 @@ def model_features(
     `processor` (pickscore), `image_size` (cmmd, dinov2).
     """
     extractor = EXTRACTORS[key]
-    manifest = read_manifest(manifest_path)
+    manifest = as_manifest(manifest)
     pairs = pair_prompts(manifest, **pairing) if pairing is not None and extractor.prompts else None
     status = read_json(status_path)
     meta: dict[str, Any] = {

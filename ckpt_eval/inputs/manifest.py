@@ -104,6 +104,11 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def as_manifest(manifest: dict[str, Any] | str | Path) -> dict[str, Any]:
+    """A manifest a job made itself, as it is, or one read from its file (`read_manifest`)."""
+    return manifest if isinstance(manifest, dict) else read_manifest(manifest)
+
+
 def duplicate_groups(entries: list[dict[str, Any]]) -> list[list[str]]:
     """Files with byte-identical content, grouped: all are kept (a generator that repeats itself
     is part of what is measured), but the report names them, since a copy mistake looks alike."""

@@ -106,23 +106,42 @@ wildcard_constraints:
     ckpt="[^/]+",
 
 
-def checkpoint_images(wildcards):
-    """The checkpoint's own image files (a parameter of its organize job)."""
-    return [str(p) for p in CHECKPOINTS[wildcards.ckpt]]
+def organize_param(name, images, root, fingerprint=True):
+    """What a set's Inception job organizes first (its manifest), as one parameter: the set's
+    name, its image files, their root, what to do with a bad one, and `files`, the images'
+    paths, sizes and modification times as one digest: editing, adding or removing an image
+    reruns that set only (ckpt_eval/inputs/fingerprint.py: a parameter, not 32 inputs per
+    checkpoint for Snakemake to check). Generated images do not exist yet when the run is
+    planned: the generate job's record stands for them (no fingerprint)."""
+    return {
+        "name": name,
+        "images": [str(p) for p in images],
+        "files": files_fingerprint(images) if fingerprint else None,
+        "root": str(root),
+        "on_bad_image": config["on_bad_image"],
+    }
 
 
-def checkpoint_files(wildcards):
-    """Its images' paths, sizes and modification times as one digest: editing, adding or
-    removing an image reruns that checkpoint only (ckpt_eval/inputs/fingerprint.py: a parameter,
-    not 32 inputs per checkpoint for Snakemake to check). Generated images do not exist yet
-    when the run is planned: the generate job's record stands for them."""
-    return None if GENERATE else files_fingerprint(CHECKPOINTS[wildcards.ckpt])
+# the real set's `organize_param` (its Inception job's and each model extractor's)
+REAL_ORGANIZE = organize_param("real", REAL_IMAGES, config["real_images"])
+# each checkpoint's, made once: its Inception job and each model extractor's job ask for it
+_ORGANIZE = {}
+
+
+def checkpoint_organize(wildcards):
+    """The checkpoint's `organize_param`: its own images only."""
+    ckpt = wildcards.ckpt
+    if ckpt not in _ORGANIZE:
+        _ORGANIZE[ckpt] = organize_param(
+            ckpt, CHECKPOINTS[ckpt], SAMPLES_ROOT, not GENERATE
+        )
+    return _ORGANIZE[ckpt]
 
 
 def checkpoint_inputs(wildcards):
-    """What the checkpoint's organize job waits for: for generated images the generate job's
-    record of them (not Snakemake outputs: see generate.smk)."""
-    return [str(GENERATE.record(wildcards.ckpt))] if GENERATE else []
+    """What the checkpoint's Inception job waits for with generate: the generate job's record
+    of its images (not Snakemake outputs: see generate.smk)."""
+    return [str(GENERATE.record(wildcards.ckpt))]
 
 
 def checkpoint_lora(wildcards):

@@ -20,13 +20,22 @@ rule inception_network:
         "../../scripts/inception_network.py"
 
 
-# One checkpoint's Inception features; the real set's (below) are the same rule on its manifest.
+# One checkpoint's manifest and Inception features; the real set's (below) are the same rule.
+# The job first organizes the set: each image decoded whole and hashed (on its threads), the
+# sealed manifest written (ckpt_eval/inputs/manifest.py), a bad image stopping it or listed as
+# skipped; then the features of the manifest's images. Every feature job of a set organizes
+# it so, for itself (ckpt_eval.extract.feature_jobs.organized): no organize job, so a job less
+# per checkpoint (a shorter plan, one process start fewer before a new checkpoint's
+# extraction), and no feature job waits for another's (new Inception weights rerun no CLIP
+# job). A set's image files are a parameter, not inputs (`organize_param`, common.smk): their
+# digest reruns the job when one changes.
 rule inception_checkpoint:
     input:
-        manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
+        checkpoint_inputs if GENERATE else [],
         network=f"{OUT}/features/inception/network.safetensors",
     output:
-        f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
+        manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
+        features=f"{OUT}/features/inception/checkpoint_{{ckpt}}.npz",
     log:
         f"{LOGS}/features/inception_{{ckpt}}.log",
     conda:
@@ -35,6 +44,7 @@ rule inception_checkpoint:
     resources:
         gpu=GPU,
     params:
+        organize=checkpoint_organize,
         weights=INCEPTION_WEIGHTS,
         fingerprint=ANALYSIS["inception"],
         torch_threads=config["feature_threads"],
@@ -47,13 +57,14 @@ rule inception_checkpoint:
 
 use rule inception_checkpoint as inception_real with:
     input:
-        manifest=f"{OUT}/manifests/real.json",
         network=f"{OUT}/features/inception/network.safetensors",
     output:
-        f"{OUT}/features/inception/real.npz",
+        manifest=f"{OUT}/manifests/real.json",
+        features=f"{OUT}/features/inception/real.npz",
     log:
         f"{LOGS}/features/inception_real.log",
     params:
+        organize=REAL_ORGANIZE,
         # above max_real_features images: keep a seeded subset of rows, stream the statistics
         subset=subset_param(
             len(REAL_IMAGES), config["max_real_features"], config["seed"]
@@ -64,8 +75,9 @@ use rule inception_checkpoint as inception_real with:
 # when enabled), three rules each: `<key>_model` loads the model once and says whether it could
 # be (features/<key>/model.json), `<key>_checkpoint` one checkpoint's features (with each
 # image's own prompt for clip and pickscore), `<key>_real` the real set's (not for pickscore;
-# clip's holds no arrays with memorization.clip false). The scripts read the extractor from
-# the rule's name.
+# clip's holds no arrays with memorization.clip false), each organizing its set as the
+# Inception job does (the metrics refuse features of other images than the manifest's). The
+# scripts read the extractor from the rule's name.
 for EXTRACTOR in model_extractors(config):
 
     rule:
@@ -88,7 +100,7 @@ for EXTRACTOR in model_extractors(config):
         name:
             f"{EXTRACTOR.key}_checkpoint"
         input:
-            manifest=f"{OUT}/manifests/checkpoint_{{ckpt}}.json",
+            checkpoint_inputs if GENERATE else [],
             status=f"{OUT}/features/{EXTRACTOR.key}/model.json",
         output:
             f"{OUT}/features/{EXTRACTOR.key}/checkpoint_{{ckpt}}.npz",
@@ -101,6 +113,7 @@ for EXTRACTOR in model_extractors(config):
             gpu=GPU,
         params:
             **pairing_param(EXTRACTOR),
+            organize=checkpoint_organize,
             torch_threads=config["feature_threads"],
             device=config["device"],
             batch_size=EXTRACTOR.batch_size(config),
@@ -113,7 +126,6 @@ for EXTRACTOR in model_extractors(config):
             name:
                 f"{EXTRACTOR.key}_real"
             input:
-                manifest=f"{OUT}/manifests/real.json",
                 status=f"{OUT}/features/{EXTRACTOR.key}/model.json",
             output:
                 f"{OUT}/features/{EXTRACTOR.key}/real.npz",
@@ -125,6 +137,7 @@ for EXTRACTOR in model_extractors(config):
             resources:
                 gpu=GPU,
             params:
+                organize=REAL_ORGANIZE,
                 torch_threads=config["feature_threads"],
                 device=config["device"],
                 batch_size=EXTRACTOR.batch_size(config),
