@@ -1,4 +1,5 @@
-"""Feature extraction jobs: read a manifest, write a cached feature file recording its sources.
+"""Feature extraction jobs: organize a set (its manifest), extract its features, write them
+as a cached file recording their sources.
 
 torch, the Inception network and transformers are imported inside the functions that use them:
 a model job whose model is unavailable then only writes its note (in ~0.1 s instead of the 1.5 s
