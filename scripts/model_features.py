@@ -4,21 +4,22 @@ and a checkpoint's prompt embeddings where the extractor embeds prompts."""
 
 import _checkout  # noqa: F401  (this checkout's ckpt_eval on sys.path)
 
-from ckpt_eval.extract.feature_jobs import model_features, organized
+from ckpt_eval.extract.feature_jobs import model_features, model_set
 from ckpt_eval.features.extractors import extractor_of_rule
 from ckpt_eval.jobs import run_job
 
 
 def main(smk) -> None:
+    enabled = smk.params.get("enabled", True)
     model_features(
         extractor_of_rule(smk.rule).key,
-        organized(smk.params.organize, smk.threads),
+        model_set(smk.params.organize, smk.input.status, smk.threads, enabled),
         smk.params.get("pairing"),
         smk.input.status,
         smk.output[0],
         smk.params.device,
         smk.params.batch_size,
-        smk.params.get("enabled", True),
+        enabled,
     )
 
 

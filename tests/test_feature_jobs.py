@@ -17,6 +17,7 @@ from ckpt_eval.extract import inception
 from ckpt_eval.extract.feature_jobs import (
     inception_features,
     model_features,
+    model_set,
     model_status,
     organized,
 )
@@ -93,6 +94,47 @@ def test_a_feature_job_organizes_its_set_first(tmp_path: Path) -> None:
     manifest = organized(_image_set("step-10", paths, samples, "skip"), 1)
     assert [s["path"] for s in manifest["skipped"]] == [str(paths[1])]
     assert len(manifest["images"]) == 2
+
+
+def test_a_model_job_that_computes_nothing_only_hashes_its_images(tmp_path: Path) -> None:
+    """With no model (or the set left out) and on_bad_image: error, a model extractor's job
+    hashes its images without decoding them: the same images, files and hashes as the decoding
+    route, so the same feature file; a bad image is left to the Inception job, which decodes
+    and stops the run. A job that computes, or one in skip mode, decodes as the Inception job."""
+    samples = tmp_path / "samples"
+    paths = write_images(samples / "step-10", 3, seed=9, size=(36, 30))
+    status = tmp_path / "status.json"
+    write_json({"available": False, "model": "m", "reason": "no model here"}, status)
+    image_set = _image_set("step-10", paths, samples, "error")
+
+    def listed(manifest: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return [(i["path"], i["file"], i["sha256"]) for i in manifest["images"]]
+
+    hashed = model_set(image_set, status, 2)
+    decoded = organized(image_set, 2)
+    assert listed(hashed) == listed(decoded)
+    assert "width" not in hashed["images"][0] and "width" in decoded["images"][0]
+    files = {}
+    for name, manifest in (("hashed", hashed), ("decoded", decoded)):
+        files[name] = tmp_path / f"{name}.npz"
+        model_features("clip", manifest, None, status, files[name], "cpu", 2)
+    assert load_features(files["hashed"]) == load_features(files["decoded"])
+    # the set left out (clip's real set with memorization.clip false): hashed only too
+    write_json({"available": True, "model": "m", "reason": None}, status)
+    assert "width" not in model_set(image_set, status, 1, enabled=False)["images"][0]
+    assert "width" in model_set(image_set, status, 1)["images"][0]  # it computes: decoded
+
+    paths[2].write_bytes(paths[2].read_bytes()[:50])  # truncated
+    write_json({"available": False, "model": "m", "reason": "no model here"}, status)
+    assert len(model_set(image_set, status, 2)["images"]) == 3  # the Inception job stops the run
+    with pytest.raises(CkptEvalError):
+        organized(image_set, 2)
+    skip = model_set(_image_set("step-10", paths, samples, "skip"), status, 2)
+    assert [s["path"] for s in skip["skipped"]] == [str(paths[2])]  # skip mode: decoded
+    paths[0].unlink()
+    with pytest.raises(CkptEvalError) as err:
+        model_set(image_set, status, 2)
+    assert err.value.path == str(paths[0])
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")

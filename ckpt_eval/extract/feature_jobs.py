@@ -55,14 +55,15 @@ def inception_network(weights: str | None, out: str | Path) -> None:
             save_network(net, out, {**metadata, "network": "eager"})
 
 
-def organized(image_set: dict[str, Any], threads: int) -> dict[str, Any]:
+def organized(image_set: dict[str, Any], threads: int, decode: bool = True) -> dict[str, Any]:
     """The set's sealed manifest, from its `organize` parameter (workflow/rules/common.smk):
     each image decoded whole and hashed, on `threads` threads, before torch is imported, so a
     bad image stops the job in a fraction of a second. Every job that extracts features of a
     set makes it this way, the Inception job writing it for the metrics and the report: a
     model extractor's job then waits for no other job, and a rerun of one extractor (new
     weights, a new model) reruns no other. The metrics refuse features whose images' hashes
-    differ from the manifest's (an image changed between two jobs)."""
+    differ from the manifest's (an image changed between two jobs). `decode`: see
+    `build_manifest`."""
     with phase("organize"):
         return build_manifest(
             image_set["name"],
@@ -70,7 +71,21 @@ def organized(image_set: dict[str, Any], threads: int) -> dict[str, Any]:
             image_set["root"],
             image_set["on_bad_image"],
             threads,
+            decode,
         )
+
+
+def model_set(
+    image_set: dict[str, Any], status_path: str | Path, threads: int, enabled: bool = True
+) -> dict[str, Any]:
+    """The manifest a model extractor's job works from (`organized`). A job that computes
+    nothing (its model could not be loaded, or the set is left out: `enabled` false) with
+    `on_bad_image: error` only hashes its images: the Inception job of the set decodes them
+    and stops the run for a bad one, and the file's image hashes and prompts are the same. So a
+    run with CLIP off decodes each set once, not twice (a minute for 50,000 real images)."""
+    status = read_json(status_path)
+    computes = bool(status.get("available")) and enabled
+    return organized(image_set, threads, computes or image_set["on_bad_image"] != "error")
 
 
 def _network(weights: str | None, network: str | Path | None, device: Any) -> tuple[Any, str, str]:

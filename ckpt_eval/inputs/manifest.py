@@ -26,17 +26,24 @@ def build_manifest(
     root: str | Path,
     on_bad_image: str = "error",
     threads: int = 1,
+    decode: bool = True,
 ) -> dict[str, Any]:
     """Hash and probe every image, on `threads` threads (decoding and hashing release the GIL),
     in the order of the sorted paths; a bad one stops the run (the first in that order) or is
-    listed as skipped."""
+    listed as skipped.
+
+    `decode` false: each image hashed only, not decoded nor probed (entries without size or
+    mode), for a job that computes nothing from the pixels and whose bad image another job
+    stops the run for (`ckpt_eval.extract.feature_jobs.model_set`): with `on_bad_image: error`
+    its images and hashes are those of the decoding route whenever that route succeeds."""
     root = Path(root)
     entries: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     paths = sorted(Path(p) for p in images)
     pool = ThreadPoolExecutor(max_workers=max(1, threads))
     try:
-        looked = tqdm(pool.map(_look_at, paths), f"organize {name}", len(paths), unit="img")
+        look = _look_at if decode else _hash_only
+        looked = tqdm(pool.map(look, paths), f"organize {name}", len(paths), unit="img")
         for path, seen in zip(paths, looked, strict=True):
             if isinstance(seen, CkptEvalError):
                 if on_bad_image != "skip":
@@ -73,6 +80,18 @@ def _look_at(path: Path) -> dict[str, Any] | CkptEvalError:
     except CkptEvalError as exc:
         return exc
     return {"sha256": sha256_file(path), **info}
+
+
+def _hash_only(path: Path) -> dict[str, Any] | CkptEvalError:
+    """An image's sha256, or why its file cannot be read."""
+    try:
+        return {"sha256": sha256_file(path)}
+    except OSError as exc:
+        return CkptEvalError(
+            f"Cannot read the image file: {exc.strerror}.",
+            path=path,
+            fix="make the file readable (or remove it from the folder), then run again.",
+        )
 
 
 def _digest(manifest: dict[str, Any]) -> str:
