@@ -55,16 +55,16 @@ def _rows() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The (figure, axes) pairs metric_chart draws on, kept for inspection after it closes them."""
+    """The (figure, axes) pairs metric_chart draws on, kept for inspection after it is done."""
     made: list[Any] = []
-    original = plt.subplots
 
-    def recording(*args, **kwargs):
-        fig, ax = original(*args, **kwargs)
-        made.append((fig, ax))
-        return fig, ax
+    class Recording(plots.Figure):
+        def subplots(self, *args, **kwargs):
+            ax = super().subplots(*args, **kwargs)
+            made.append((self, ax))
+            return ax
 
-    monkeypatch.setattr(plots.plt, "subplots", recording)
+    monkeypatch.setattr(plots, "Figure", Recording)
     return made
 
 
@@ -88,7 +88,8 @@ def test_png_bytes_for_rows_with_steps(figures: list[Any]) -> None:
     assert rings[0].get_xdata().tolist() == [300] and rings[0].get_ydata().tolist() == [25.0]
     legend = ax.get_legend()
     assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["recommended"]
-    assert not plt.fignum_exists(fig.number)  # closed: no figure leaks across many charts
+    # a figure of its own, not pyplot's: nothing pyplot keeps across many charts
+    assert fig.canvas.figure is fig and plt.get_fignums() == []
 
 
 def test_error_bars_from_err_key(figures: list[Any]) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import matplotlib
+# a Figure of its own, not pyplot's: no GUI backend, no global figure state, and ~0.2 s less
+# to import (pyplot's backend machinery) in the report job, which is on the path of every run
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ckpt_eval.inputs.steps import scale_text  # noqa: E402
+from ckpt_eval.inputs.steps import scale_text
 
 
 def _x(rows: list[dict[str, Any]]) -> tuple[list[float], str]:
@@ -50,7 +49,8 @@ def metric_chart(
         return None
     xs, xlabel = _x(points)
     ys = [r[key] for r in points]
-    fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=100)
+    fig = Figure(figsize=(6.4, 3.4), dpi=100)
+    ax = fig.subplots()
     scales = sorted({r["lora_scale"] for r in points if r.get("lora_scale") is not None})
     # a LoRA strength sweep: one line per scale (the rows without one, the base model, as
     # their own points); otherwise the one line of the checkpoints
@@ -109,6 +109,5 @@ def metric_chart(
         ax.legend(loc="best")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
+    fig.savefig(buffer, format="png", metadata={"Software": None})  # drawn by Agg, for PNG
     return buffer.getvalue()
