@@ -107,9 +107,10 @@ wildcard_constraints:
 
 
 def organize_param(name, images, root, fingerprint=True):
-    """What a set's Inception job organizes first (its manifest), as one parameter: the set's
-    name, its image files, their root, what to do with a bad one, and `files`, the images'
-    paths, sizes and modification times as one digest: editing, adding or removing an image
+    """What each of a set's feature jobs organizes first (the Inception job writes it as the
+    manifest), as one parameter: the set's name, its image files, their root, what to do with
+    a bad one, and `files`, the images' paths, sizes and modification times as one digest:
+    editing, adding or removing an image
     reruns that set only (ckpt_eval/inputs/fingerprint.py: a parameter, not 32 inputs per
     checkpoint for Snakemake to check). Generated images do not exist yet when the run is
     planned: the generate job's record stands for them (no fingerprint)."""
@@ -139,8 +140,8 @@ def checkpoint_organize(wildcards):
 
 
 def checkpoint_inputs(wildcards):
-    """What the checkpoint's Inception job waits for with generate: the generate job's record
-    of its images (not Snakemake outputs: see generate.smk)."""
+    """What the checkpoint's feature jobs wait for with generate: the generate job's record of
+    its images (not Snakemake outputs: see generate.smk)."""
     return [str(GENERATE.record(wildcards.ckpt))]
 
 
