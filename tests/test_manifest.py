@@ -12,7 +12,7 @@ from PIL import Image
 
 import ckpt_eval.jsonio as jsonio_mod
 from ckpt_eval.errors import CkptEvalError
-from ckpt_eval.inputs.manifest import build_manifest, read_manifest
+from ckpt_eval.inputs.manifest import build_manifest, in_order, read_manifest
 from ckpt_eval.jsonio import read_json, write_json
 
 
@@ -135,6 +135,35 @@ def test_on_threads_the_manifest_and_the_first_bad_image_are_the_same(
     for threads in (1, 3):
         with pytest.raises(CkptEvalError, match="0-empty.png"):
             build_manifest("step-100", every, root, threads=threads)
+
+
+def test_in_order_keeps_the_order_with_a_bounded_number_in_flight() -> None:
+    """The manifest of 50,000 images must not hold 50,000 pending futures (`pool.map` submits
+    them all at once): when the k-th result is taken, at most k + ahead images were looked at,
+    however far the threads could race ahead of a slow reader."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def look(item: Path) -> int:
+        with lock:
+            started.append(int(item.name))
+        return int(item.name) * 2
+
+    items = [Path(str(k)) for k in range(200)]
+    ahead = 5
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        seen = []
+        for k, value in enumerate(in_order(pool, look, items, ahead)):
+            time.sleep(0.001)  # let the threads run ahead if they are allowed to
+            with lock:
+                assert len(started) <= k + 1 + ahead
+            seen.append(value)
+    assert seen == [2 * k for k in range(200)]
+    assert sorted(started) == list(range(200))
 
 
 def test_all_bad_raises_even_when_skipping(tmp_path: Path) -> None:

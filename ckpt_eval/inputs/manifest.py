@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,12 @@ def build_manifest(
     entries: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     paths = sorted(Path(p) for p in images)
-    pool = ThreadPoolExecutor(max_workers=max(1, threads))
+    threads = max(1, threads)
+    pool = ThreadPoolExecutor(max_workers=threads)
     try:
         look = _look_at if decode else _hash_only
-        looked = tqdm(pool.map(look, paths), f"organize {name}", len(paths), unit="img")
+        looked = in_order(pool, look, paths, ahead=64 * threads)
+        looked = tqdm(looked, f"organize {name}", len(paths), unit="img")
         for path, seen in zip(paths, looked, strict=True):
             if isinstance(seen, CkptEvalError):
                 if on_bad_image != "skip":
@@ -71,6 +75,22 @@ def build_manifest(
             "duplicates": duplicate_groups(entries),
         }
     )
+
+
+def in_order(
+    pool: ThreadPoolExecutor, look: Callable[[Path], Any], paths: list[Path], ahead: int
+) -> Iterator[Any]:
+    """`pool.map(look, paths)` with at most `ahead` images in flight. `map` submits every path
+    at once: for a real set of 50,000 images, 50,000 pending futures (each with its lock and
+    condition) raised the peak of a process that only organizes from 99 to 153 MiB, memory
+    that the real set's Inception job, which organizes first, then keeps for its whole
+    extraction (`ckpt_eval.allocator`)."""
+    todo = iter(paths)
+    pending: deque[Future[Any]] = deque(pool.submit(look, p) for p in islice(todo, ahead))
+    while pending:
+        seen = pending.popleft().result()
+        pending.extend(pool.submit(look, p) for p in islice(todo, 1))
+        yield seen
 
 
 def _look_at(path: Path) -> dict[str, Any] | CkptEvalError:
